@@ -1,0 +1,86 @@
+"""Audio decoding to the one format every model here wants: 16 kHz mono float32.
+
+PyAV (bundled with faster-whisper) reads wav/flac/mp3/ogg/opus/m4a/webm and more.  Long files
+are streamed in blocks so an hour of audio never sits in memory at once.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".webm", ".wma"}
+)
+
+
+class AudioDecodeError(ValueError):
+    """The input cannot be decoded as audio; the message names the file."""
+
+
+AudioSource = str | Path | bytes | BinaryIO
+
+
+def _label(source: AudioSource) -> str:
+    return str(source) if isinstance(source, str | Path) else "<audio bytes>"
+
+
+def iter_audio_blocks(source: AudioSource, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Yield consecutive float32 16 kHz mono blocks of about ``block_seconds``.
+
+    Raises AudioDecodeError for a missing file, a file with no audio stream, undecodable data,
+    or a stream that decodes to zero samples.
+    """
+    label = _label(source)
+    if isinstance(source, str | Path) and not Path(source).is_file():
+        raise AudioDecodeError(f"{label}: no such file")
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    block = int(block_seconds * SAMPLE_RATE)
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    total = 0
+    try:
+        container = av.open(source, mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise AudioDecodeError(f"{label}: not a readable audio file ({exc})") from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError(f"{label}: contains no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    pending.append(out.to_ndarray().reshape(-1))
+                    pending_len += pending[-1].size
+                while pending_len >= block:
+                    data = np.concatenate(pending)
+                    yield data[:block].copy()
+                    total += block
+                    pending, pending_len = [data[block:]], data.size - block
+            for out in resampler.resample(None):
+                pending.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as exc:
+            raise AudioDecodeError(f"{label}: corrupt audio data ({exc})") from exc
+    rest = np.concatenate(pending).astype(np.float32) if pending else np.zeros(0, np.float32)
+    if rest.size:
+        yield rest
+    elif total == 0:
+        raise AudioDecodeError(f"{label}: decodes to zero audio samples (empty file?)")
+
+
+def decode_audio(source: AudioSource) -> np.ndarray:
+    """Decode a whole (short) input, e.g. a spoken query, to one float32 array."""
+    return np.concatenate(list(iter_audio_blocks(source)))
+
+
+def duration_seconds(samples: np.ndarray) -> float:
+    return samples.size / SAMPLE_RATE

@@ -1,0 +1,193 @@
+"""The ``s2r`` command line: ingest, search, stats, delete.
+
+Heavy imports happen inside the commands so ``s2r --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from assistant.settings import Settings, SettingsError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+s2r: ask spoken (or typed) questions over your documents and recordings.
+
+Documents (txt, md, html, pdf) and spoken corpora (wav, flac, mp3, ogg, opus, m4a, webm)
+are chunked, embedded and stored in a Qdrant collection; a spoken question is recognised with
+Whisper and matched against it. Everything runs offline on bundled models by default.
+"""
+
+EPILOG = """\
+examples:
+  s2r ingest docs/ talks/keynote.flac        ingest a folder and a recording
+  s2r search "who painted the Mona Lisa"      typed question
+  s2r search --audio question.wav --json      spoken question, JSON hits
+  s2r stats                                   what the collection holds
+  s2r delete docs/old.md                      remove one source's chunks
+
+configuration: env vars S2R_* (e.g. S2R_DATA_DIR, S2R_QDRANT_URL, S2R_WHISPER_MODEL,
+S2R_EMBEDDER_MODEL) or a TOML file (S2R_CONFIG, default DATA_DIR/config.toml); see README.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s2r", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="where the embedded store lives (S2R_DATA_DIR)")
+    parser.add_argument("--config", help="TOML settings file (S2R_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = sub.add_parser(
+        "ingest", help="add documents, recordings or folders to the collection",
+        description="Ingest files and folders (recursively). Re-ingesting an unchanged file "
+        "adds nothing; a changed file replaces its old chunks. Exits 0 only when every file "
+        "was ingested; failures are listed at the end and the rest is kept.")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="file or folder")
+    ingest.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="only files matching GLOB inside folders (repeatable)")
+    ingest.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="skip files matching GLOB inside folders (repeatable)")
+    ingest.add_argument("--no-transcripts", action="store_true",
+                        help="store audio segments without Whisper transcripts (faster; such "
+                        "chunks are not searchable by text until speech vectors exist)")
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    search = sub.add_parser(
+        "search", help="ranked sources for a typed or spoken question",
+        description="Search with a typed question, or with --audio FILE for a spoken one.")
+    search.add_argument("query", nargs="?", help="typed question")
+    search.add_argument("--audio", metavar="FILE", help="spoken question (any audio format)")
+    search.add_argument("--top-k", type=int, default=5, metavar="K", help="hits (default 5)")
+    search.add_argument("--kind", choices=["text", "audio"], help="only chunks of this kind")
+    search.add_argument("--json", action="store_true", help="print one JSON array of hits")
+
+    stats = sub.add_parser("stats", help="what the collection holds")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+
+    delete = sub.add_parser("delete", help="remove every chunk of a source")
+    delete.add_argument("source", help="the source exactly as ingested (see `s2r stats`)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    _quiet_libraries()
+    try:
+        settings = Settings.load(data_dir=args.data_dir, config=args.config)
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    from assistant.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        return COMMANDS[args.command](runtime, args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # turn known failures into one line instead of a traceback
+        from assistant.audio import AudioDecodeError
+        from assistant.models import ModelNotFoundError
+        from assistant.store.base import StoreError
+
+        if isinstance(exc, AudioDecodeError | ModelNotFoundError | StoreError | SettingsError):
+            return _fail(str(exc), EXIT_FAILED)
+        raise
+    finally:
+        runtime.close()
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"s2r: error: {message}", file=sys.stderr)
+    return code
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("transformers", "faster_whisper", "httpx", "qdrant_client"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cmd_ingest(runtime, args) -> int:
+    from assistant.ingest import Ingestor
+
+    if args.no_transcripts:
+        runtime.settings = runtime.settings.replace(transcribe_audio=False)
+    report = Ingestor(runtime).ingest_paths(args.paths, args.include, args.exclude,
+                                            progress=not args.no_progress and sys.stderr.isatty())
+    print(f"ingested {len(report.ingested)} source(s), {report.chunks} chunk(s)"
+          f"{f', {report.audio_seconds:.1f} s of speech' if report.audio_seconds else ''}"
+          f"; unchanged {len(report.unchanged)}; failed {len(report.failed)}"
+          f"{f'; skipped {len(report.skipped)} unsupported' if report.skipped else ''}"
+          f" ({report.seconds:.1f} s)")
+    if report.failed:
+        print(f"\n{len(report.failed)} file(s) failed:", file=sys.stderr)
+        for _source, reason in report.failed:
+            print(f"  - {reason}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_search(runtime, args) -> int:
+    from assistant.audio import decode_audio
+    from assistant.retrieval import Retriever
+
+    if bool(args.query) == bool(args.audio):
+        return _fail("give either a QUERY or --audio FILE", EXIT_USAGE)
+    if args.top_k < 1:
+        return _fail("--top-k must be at least 1", EXIT_USAGE)
+    retriever = Retriever(runtime)
+    if args.audio:
+        result = retriever.search_audio_cascade(decode_audio(args.audio), args.top_k, args.kind)
+    else:
+        result = retriever.search_text(args.query, args.top_k, args.kind)
+    if args.json:
+        print(json.dumps([h.to_json() for h in result.hits], ensure_ascii=False))
+        return EXIT_OK
+    if result.transcript is not None:
+        print(f'heard: "{result.transcript}"')
+    if not result.hits:
+        print("no results" + (" (nothing recognised)" if result.transcript == "" else ""))
+    for rank, hit in enumerate(result.hits, 1):
+        h = hit.to_json()
+        span = f" [{h['start']:.1f}-{h['end']:.1f} s]" if h["start"] is not None else ""
+        print(f"{rank:2d}. {h['score']:.3f}  {h['kind']:<5} {h['title']}{span}  ({h['source']})")
+        snippet = textwrap.shorten(h["text"] or "", width=160, placeholder=" …")
+        print(textwrap.indent(snippet, " " * 11))
+    return EXIT_OK
+
+
+def cmd_stats(runtime, args) -> int:
+    stats = runtime.store.stats()
+    if args.json:
+        print(json.dumps(stats.__dict__ | {"embedder": runtime.embedder.model_id}))
+        return EXIT_OK
+    print(f"collection:   {stats.location}")
+    print(f"embedder:     {runtime.embedder.model_id}")
+    print(f"points:       {stats.points} ({stats.text_chunks} text, {stats.audio_chunks} audio)")
+    print(f"sources:      {stats.sources}")
+    return EXIT_OK
+
+
+def cmd_delete(runtime, args) -> int:
+    removed = runtime.store.delete_source(args.source)
+    if not removed:
+        return _fail(f"no chunks with source {args.source!r} (see `s2r stats`)", EXIT_FAILED)
+    print(f"deleted {removed} chunk(s) of {args.source}")
+    return EXIT_OK
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "stats": cmd_stats, "delete": cmd_delete}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Ingestion: files → chunks → vectors → the store, with per-file error isolation.
+
+Each source is fingerprinted (file bytes plus the settings that shape its chunks).  A source
+whose stored chunks all carry the current fingerprint is skipped; a changed one is re-chunked,
+its new chunks upserted, and only then are chunks of older fingerprints deleted, so a crash
+mid-way never leaves a source with nothing.  Chunks of many small files are embedded together,
+because one passage per model call wastes most of the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from assistant.audio import AudioDecodeError
+from assistant.chunking import chunk_text
+from assistant.chunks import Chunk
+from assistant.runtime import Runtime
+from assistant.store.base import TEXT_VECTOR, StoredPoint
+from assistant.vad import VadConfig
+from connectors import DocumentError, TextDocument, read_document, source_kind
+from connectors.folder import expand_paths
+from connectors.spoken import read_spoken
+
+log = logging.getLogger(__name__)
+
+EMBED_GROUP = 256  # chunks embedded and upserted together
+
+
+@dataclass
+class IngestReport:
+    ingested: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unsupported types found in folders
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+    chunks: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class _Prepared:
+    source: str
+    doc_hash: str
+    chunks: list[Chunk]
+
+
+def _file_hash(path: Path, signature: str) -> str:
+    digest = hashlib.sha256(signature.encode())
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Ingestor:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.vad = VadConfig.from_settings(self.settings)
+        self._pending: list[_Prepared] = []
+
+    # -- signatures: what, besides the bytes, decides a source's chunks and vectors
+    def _text_signature(self) -> str:
+        s = self.settings
+        return f"text|{s.chunk_tokens}|{s.chunk_overlap_tokens}|{self.runtime.embedder.model_id}"
+
+    def _audio_signature(self) -> str:
+        s = self.settings
+        asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
+        return f"audio|{self.vad}|{asr}|{self.runtime.embedder.model_id}"
+
+    def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
+                     exclude: Iterable[str] = (), progress: bool = True) -> IngestReport:
+        """Ingest files and folders; failures are recorded per file and the rest goes on."""
+        report = IngestReport()
+        started = time.perf_counter()
+        files = list(expand_paths(paths, include, exclude))
+        bar = tqdm(files, desc="ingest", unit="file", disable=not progress or len(files) < 2)
+        for found in bar:
+            kind = source_kind(found.path)
+            if found.path.exists() and kind is None and not found.explicit:
+                report.skipped.append(found.source)
+                continue
+            try:
+                self._ingest_file(found.path, found.source, kind, report)
+            except (DocumentError, AudioDecodeError, OSError) as exc:
+                report.failed.append((found.source, _reason(exc, found.path)))
+            except Exception as exc:  # a bug or model failure on one file must not stop the rest
+                log.exception("unexpected error on %s", found.source)
+                report.failed.append((found.source, f"unexpected {type(exc).__name__}: {exc}"))
+            bar.set_postfix(chunks=report.chunks, failed=len(report.failed))
+        self._flush(report)
+        self.runtime.store.finish_batch()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def ingest_documents(self, documents: Iterable[TextDocument], progress: bool = True
+                         ) -> IngestReport:
+        """Ingest in-memory documents (benchmarks, HTTP uploads); ``source`` is the key."""
+        report = IngestReport()
+        started = time.perf_counter()
+        signature = self._text_signature()
+        for doc in tqdm(documents, desc="ingest", unit="doc", disable=not progress):
+            doc_hash = hashlib.sha256(f"{signature}\0{doc.title}\0{doc.text}".encode()).hexdigest()
+            try:
+                self._add_text(doc, doc_hash, report)
+            except DocumentError as exc:
+                report.failed.append((doc.source, str(exc)))
+        self._flush(report)
+        self.runtime.store.finish_batch()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_file(self, path: Path, source: str, kind: str | None,
+                     report: IngestReport) -> None:
+        if not path.exists():
+            raise DocumentError(f"{path}: no such file or directory")
+        if kind is None:
+            raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
+        signature = self._text_signature() if kind == "text" else self._audio_signature()
+        doc_hash = _file_hash(path, signature)
+        store = self.runtime.store
+        stored = store.count(source=source)
+        if stored and store.count(source=source, doc_hash=doc_hash) == stored:
+            report.unchanged.append(source)
+            return
+        if kind == "text":
+            self._add_text(read_document(path, source), doc_hash, report)
+        else:
+            self._add_audio(path, source, doc_hash, report)
+
+    def _add_text(self, doc: TextDocument, doc_hash: str, report: IngestReport) -> None:
+        s = self.settings
+        pieces = chunk_text(doc.text, self.runtime.embedder.count_tokens, s.chunk_tokens,
+                            s.chunk_overlap_tokens)
+        if not pieces:
+            raise DocumentError(f"{doc.source}: contains no text")
+        chunks = [Chunk("text", doc.source, doc.title, text, i, doc_hash)
+                  for i, text in enumerate(pieces)]
+        self._queue(_Prepared(doc.source, doc_hash, chunks), report)
+
+    def _add_audio(self, path: Path, source: str, doc_hash: str, report: IngestReport) -> None:
+        transcriber = self.runtime.transcriber if self.settings.transcribe_audio else None
+        chunks = []
+        for i, seg in enumerate(read_spoken(path, self.vad, transcriber)):
+            chunks.append(Chunk("audio", source, path.stem, seg.transcript, i, doc_hash,
+                                start=round(seg.start, 3), end=round(seg.end, 3)))
+            report.audio_seconds += seg.end - seg.start
+        self._queue(_Prepared(source, doc_hash, chunks), report)
+
+    def _queue(self, prepared: _Prepared, report: IngestReport) -> None:
+        self._pending.append(prepared)
+        if sum(len(p.chunks) for p in self._pending) >= EMBED_GROUP:
+            self._flush(report)
+
+    def _flush(self, report: IngestReport) -> None:
+        """Embed and store the queued sources, then drop their superseded chunks."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        chunks = [c for p in pending for c in p.chunks]
+        with_text = [c for c in chunks if c.text]
+        vectors = dict(zip((c.id for c in with_text),
+                           self.runtime.embedder.embed([c.text for c in with_text]), strict=True))
+        points = [StoredPoint(c, {TEXT_VECTOR: vectors[c.id]} if c.id in vectors else {})
+                  for c in chunks]
+        store = self.runtime.store
+        store.upsert(points)
+        for p in pending:
+            store.delete_source(p.source, keep_doc_hash=p.doc_hash)
+            report.ingested.append(p.source)
+        report.chunks += len(chunks)
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """Connector errors already name the file; OS errors get it added."""
+    text = str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, DocumentError):
+        text = f"{path}: {exc.strerror or exc}"
+    return text

@@ -1,0 +1,146 @@
+"""One settings object for the whole runtime.
+
+Values come, highest priority first, from explicit overrides (CLI flags), environment variables
+``S2R_<FIELD>``, a TOML config file (``S2R_CONFIG`` or ``<data_dir>/config.toml``) and the
+defaults below.  Keeping every knob in one dataclass means the CLI, the tests and later the HTTP
+service all read the same names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "S2R_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "s2r"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "s2r"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every configurable value of s2r.  Field ``x`` is read from env var ``S2R_X``."""
+
+    data_dir: Path = field(default_factory=_default_data_dir)
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+
+    # Qdrant: empty URL = the embedded store under data_dir; ":memory:" or http(s)://… = client.
+    qdrant_url: str = ""
+    qdrant_api_key: str = ""
+    collection: str = "s2r"
+
+    # Models: empty = the offline package; otherwise a local directory or a hub id.
+    whisper_model: str = ""
+    whisper_compute_type: str = "int8"
+    asr_language: str = "en"
+    asr_beam_size: int = 5
+    embedder_model: str = ""
+    embedder_backend: str = "ct2"  # "ct2" (int8, converted once into cache_dir) or "torch"
+    embed_batch_size: int = 16
+    threads: int = 0  # 0 = all cores
+
+    # Text chunking, in embedder tokens.
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+
+    # Voice activity detection (webrtcvad).
+    vad_aggressiveness: int = 2
+    vad_frame_ms: int = 30
+    vad_padding_ms: int = 300
+    vad_end_silence_ms: int = 600
+    vad_min_speech_ms: int = 250
+    vad_max_segment_s: float = 20.0
+
+    transcribe_audio: bool = True
+
+    def __post_init__(self) -> None:
+        if self.vad_aggressiveness not in (0, 1, 2, 3):
+            raise SettingsError("vad_aggressiveness must be 0, 1, 2 or 3")
+        if self.vad_frame_ms not in (10, 20, 30):
+            raise SettingsError("vad_frame_ms must be 10, 20 or 30 (webrtcvad frame sizes)")
+        if self.embedder_backend not in ("ct2", "torch"):
+            raise SettingsError("embedder_backend must be 'ct2' or 'torch'")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
+            raise SettingsError("chunk_overlap_tokens must be >= 0 and < chunk_tokens")
+
+    @property
+    def cpu_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return not self.qdrant_url
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Merge defaults, config file, environment and non-None overrides."""
+        values: dict[str, Any] = {}
+        env = {f.name: os.environ.get(ENV_PREFIX + f.name.upper()) for f in fields(cls)}
+        data_dir = overrides.get("data_dir") or env["data_dir"] or _default_data_dir()
+        config_path = os.environ.get(ENV_PREFIX + "CONFIG")
+        if overrides.get("config"):
+            config_path = overrides["config"]
+        path = Path(config_path) if config_path else Path(data_dir) / "config.toml"
+        if path.is_file():
+            values.update(_read_config(path))
+        elif config_path:
+            raise SettingsError(f"config file {path} does not exist")
+        values.update({k: v for k, v in env.items() if v is not None})
+        values.update({k: v for k, v in overrides.items() if v is not None and k != "config"})
+        return cls(**{f.name: _coerce(f, values[f.name]) for f in fields(cls) if f.name in values})
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return raw
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """Turn env/TOML strings into the field's type, with an error naming the variable."""
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    name = ENV_PREFIX + f.name.upper()
+    try:
+        if kind == "Path":
+            return Path(value).expanduser()
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r} is not a valid {kind}") from exc

@@ -1,0 +1,81 @@
+"""What every store backend offers, and the plain records that cross the boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from assistant.chunks import Chunk
+
+TEXT_VECTOR = "text"  # text embedding of a chunk's text, or of an audio chunk's transcript
+SPEECH_VECTOR = "speech"  # the S2R speech vector of an audio chunk
+VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
+INDEXED_FIELDS = ("source", "kind", "doc_hash")
+
+
+class StoreError(RuntimeError):
+    """The collection cannot be used (wrong vector size, unreachable server …)."""
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    chunk: Chunk
+    vectors: dict[str, np.ndarray]  # by vector name; a missing name stays empty in Qdrant
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.payload
+        return {
+            "id": self.id,
+            "score": round(float(self.score), 6),
+            "kind": p.get("kind"),
+            "source": p.get("source"),
+            "title": p.get("title"),
+            "text": p.get("text"),
+            "start": p.get("start"),
+            "end": p.get("end"),
+        }
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    points: int
+    text_chunks: int
+    audio_chunks: int
+    sources: int
+    location: str
+
+
+class Store(Protocol):
+    def upsert(self, points: list[StoredPoint]) -> None: ...
+
+    def count(self, source: str | None = None, doc_hash: str | None = None) -> int:
+        """Points, optionally only of ``source`` and only with ``doc_hash``."""
+        ...
+
+    def delete_source(self, source: str, keep_doc_hash: str | None = None) -> int:
+        """Delete a source's points (except those of ``keep_doc_hash``); returns how many."""
+        ...
+
+    def search(self, vector: np.ndarray, using: str = TEXT_VECTOR, top_k: int = 10,
+               kind: str | None = None) -> list[Hit]: ...
+
+    def sources(self, limit: int = 100_000) -> dict[str, int]:
+        """Point count per source."""
+        ...
+
+    def stats(self) -> StoreStats: ...
+
+    def finish_batch(self) -> None:
+        """Called after a bulk ingest: flush and build indexes where the backend needs it."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,130 @@
+"""Qdrant server or cluster through qdrant-client (``S2R_QDRANT_URL``).
+
+``:memory:`` selects qdrant-client's local mode, which speaks the same API as a server: the
+tests drive this exact code through it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from assistant.store.base import (
+    INDEXED_FIELDS,
+    TEXT_VECTOR,
+    VECTOR_NAMES,
+    Hit,
+    StoredPoint,
+    StoreError,
+    StoreStats,
+)
+
+UPSERT_BATCH = 256
+
+
+def _match(key: str, value: str) -> qm.FieldCondition:
+    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+
+
+def _filter(source: str | None = None, doc_hash: str | None = None, kind: str | None = None,
+            not_doc_hash: str | None = None) -> qm.Filter | None:
+    must = [_match(k, v) for k, v in (("source", source), ("doc_hash", doc_hash), ("kind", kind))
+            if v is not None]
+    must_not = [_match("doc_hash", not_doc_hash)] if not_doc_hash is not None else None
+    return qm.Filter(must=must or None, must_not=must_not) if must or must_not else None
+
+
+class ServerStore:
+    def __init__(self, client: QdrantClient, collection: str, dim: int, location: str) -> None:
+        self.client = client
+        self.collection = collection
+        self.location = location
+        if client.collection_exists(collection):
+            self._check_vectors(dim)
+        else:
+            client.create_collection(
+                collection,
+                vectors_config={name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
+                                for name in VECTOR_NAMES},
+            )
+            for name in INDEXED_FIELDS:
+                client.create_payload_index(collection, name, qm.PayloadSchemaType.KEYWORD)
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None, collection: str, dim: int,
+                model_id: str) -> ServerStore:
+        try:
+            client = QdrantClient(location=url, api_key=api_key)
+            return cls(client, collection, dim, url)
+        except StoreError:
+            raise
+        except Exception as exc:  # connection refused, TLS, auth …: say where we tried
+            raise StoreError(f"cannot use Qdrant at {url}: {exc}") from exc
+
+    def _check_vectors(self, dim: int) -> None:
+        params = self.client.get_collection(self.collection).config.params.vectors
+        sizes = {name: p.size for name, p in (params or {}).items()} if isinstance(params, dict) \
+            else {}
+        if sizes.get(TEXT_VECTOR) != dim:
+            raise StoreError(
+                f"collection {self.collection!r} at {self.location} has vectors {sizes}, "
+                f"expected named vector {TEXT_VECTOR!r} of size {dim}: use another S2R_COLLECTION"
+            )
+
+    def upsert(self, points: list[StoredPoint]) -> None:
+        for i in range(0, len(points), UPSERT_BATCH):
+            batch = [
+                qm.PointStruct(
+                    id=p.chunk.id,
+                    vector={n: np.asarray(v, np.float32).tolist() for n, v in p.vectors.items()},
+                    payload=p.chunk.payload(),
+                )
+                for p in points[i : i + UPSERT_BATCH]
+            ]
+            self.client.upsert(self.collection, points=batch, wait=True)
+
+    def count(self, source: str | None = None, doc_hash: str | None = None) -> int:
+        return self.client.count(self.collection, count_filter=_filter(source, doc_hash),
+                                 exact=True).count
+
+    def delete_source(self, source: str, keep_doc_hash: str | None = None) -> int:
+        selector = _filter(source=source, not_doc_hash=keep_doc_hash)
+        n = self.client.count(self.collection, count_filter=selector, exact=True).count
+        if n:
+            self.client.delete(self.collection, points_selector=qm.FilterSelector(filter=selector),
+                               wait=True)
+        return n
+
+    def search(self, vector: np.ndarray, using: str = TEXT_VECTOR, top_k: int = 10,
+               kind: str | None = None) -> list[Hit]:
+        result = self.client.query_points(
+            self.collection,
+            query=np.asarray(vector, np.float32).tolist(),
+            using=using,
+            limit=top_k,
+            query_filter=_filter(kind=kind),
+            with_payload=True,
+        )
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+
+    def sources(self, limit: int = 100_000) -> dict[str, int]:
+        hits = self.client.facet(self.collection, key="source", limit=limit, exact=True).hits
+        return {str(h.value): int(h.count) for h in hits}
+
+    def stats(self) -> StoreStats:
+        count = lambda kind: self.client.count(  # noqa: E731
+            self.collection, count_filter=_filter(kind=kind), exact=True).count
+        return StoreStats(
+            points=self.count(),
+            text_chunks=count("text"),
+            audio_chunks=count("audio"),
+            sources=len(self.sources()),
+            location=f"{self.location} / {self.collection}",
+        )
+
+    def finish_batch(self) -> None:
+        """The server indexes in the background; nothing to do."""
+
+    def close(self) -> None:
+        self.client.close()

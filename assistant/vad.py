@@ -1,0 +1,146 @@
+"""Voice activity detection with WebRTC VAD: one streaming segmenter for two jobs.
+
+Splitting a long recording into utterance-sized chunks and ending a live turn are the same
+decision (speech started; enough trailing silence ended it), so both use ``SpeechSegmenter``:
+push audio as it arrives, get back every segment that has closed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from assistant.audio import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    aggressiveness: int = 2  # 0 (lenient) … 3 (strict about what counts as speech)
+    frame_ms: int = 30  # webrtcvad accepts 10, 20 or 30 ms frames
+    padding_ms: int = 300  # audio kept before the first and after the last voiced frame
+    end_silence_ms: int = 600  # trailing silence that closes a segment (endpointing)
+    min_speech_ms: int = 250  # voiced time below which a segment is a blip, not speech
+    max_segment_s: float = 20.0  # longer speech is cut so a chunk fits one Whisper window
+
+    @classmethod
+    def from_settings(cls, settings) -> VadConfig:
+        return cls(
+            aggressiveness=settings.vad_aggressiveness,
+            frame_ms=settings.vad_frame_ms,
+            padding_ms=settings.vad_padding_ms,
+            end_silence_ms=settings.vad_end_silence_ms,
+            min_speech_ms=settings.vad_min_speech_ms,
+            max_segment_s=settings.vad_max_segment_s,
+        )
+
+
+@dataclass(frozen=True)
+class SpeechSegment:
+    start: float  # seconds from the beginning of the stream
+    end: float
+    audio: np.ndarray  # float32 16 kHz mono, padding included
+    voiced_ms: int
+
+
+class SpeechSegmenter:
+    """Streaming speech segmentation; ``push`` audio, receive closed segments."""
+
+    def __init__(self, config: VadConfig | None = None) -> None:
+        self.config = config or VadConfig()
+        self._vad = webrtcvad.Vad(self.config.aggressiveness)
+        self._frame = SAMPLE_RATE * self.config.frame_ms // 1000
+        frames = lambda ms: max(1, ms // self.config.frame_ms)  # noqa: E731
+        self._pad_frames = frames(self.config.padding_ms)
+        self._end_frames = frames(self.config.end_silence_ms)
+        self._min_voiced = frames(self.config.min_speech_ms)
+        self._max_frames = int(self.config.max_segment_s * 1000 / self.config.frame_ms)
+        # Speech starts when most of the last ~150 ms is voiced: one noisy frame is not a turn.
+        self._start_window = max(3, 150 // self.config.frame_ms)
+        self._start_needed = (self._start_window * 3 + 4) // 5
+        self._leftover = np.zeros(0, np.float32)
+        self._frame_index = 0
+        self._recent: deque[tuple[np.ndarray, bool]] = deque(
+            maxlen=max(self._pad_frames, self._start_window)
+        )
+        self._current: list[tuple[np.ndarray, bool]] | None = None
+        self._current_start = 0
+        self._silent_run = 0
+
+    @property
+    def in_speech(self) -> bool:
+        """True while a segment is open (the user is talking)."""
+        return self._current is not None
+
+    def push(self, samples: np.ndarray) -> list[SpeechSegment]:
+        """Feed float32 16 kHz mono samples; return the segments that closed."""
+        data = np.concatenate([self._leftover, np.asarray(samples, np.float32)])
+        n = data.size // self._frame
+        self._leftover = data[n * self._frame :]
+        closed: list[SpeechSegment] = []
+        for i in range(n):
+            frame = data[i * self._frame : (i + 1) * self._frame]
+            segment = self._step(frame, self._is_speech(frame))
+            if segment is not None:
+                closed.append(segment)
+        return closed
+
+    def flush(self) -> list[SpeechSegment]:
+        """End of stream: close an open segment, if it holds enough speech."""
+        if self._current is None:
+            return []
+        segment = self._close(len(self._current))
+        return [segment] if segment is not None else []
+
+    def _is_speech(self, frame: np.ndarray) -> bool:
+        pcm = (np.clip(frame, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        return self._vad.is_speech(pcm, SAMPLE_RATE)
+
+    def _step(self, frame: np.ndarray, voiced: bool) -> SpeechSegment | None:
+        index = self._frame_index
+        self._frame_index += 1
+        if self._current is None:
+            self._recent.append((frame, voiced))
+            recent_voiced = sum(v for _, v in list(self._recent)[-self._start_window :])
+            if voiced and recent_voiced >= self._start_needed:
+                self._current = list(self._recent)
+                self._current_start = index + 1 - len(self._current)
+                self._recent.clear()
+                self._silent_run = 0
+            return None
+        self._current.append((frame, voiced))
+        self._silent_run = 0 if voiced else self._silent_run + 1
+        if self._silent_run >= self._end_frames:
+            keep = len(self._current) - self._silent_run + self._pad_frames
+            return self._close(keep)
+        if len(self._current) >= self._max_frames:
+            return self._close(len(self._current))
+        return None
+
+    def _close(self, keep: int) -> SpeechSegment | None:
+        frames = self._current[:keep] if self._current else []
+        start = self._current_start
+        self._current = None
+        self._silent_run = 0
+        voiced = sum(v for _, v in frames)
+        if not frames or voiced < self._min_voiced:
+            return None
+        ms = self.config.frame_ms
+        return SpeechSegment(
+            start=start * ms / 1000,
+            end=(start + len(frames)) * ms / 1000,
+            audio=np.concatenate([f for f, _ in frames]),
+            voiced_ms=voiced * ms,
+        )
+
+
+def segment_stream(blocks: Iterable[np.ndarray], config: VadConfig | None = None
+                   ) -> Iterator[SpeechSegment]:
+    """Segment a whole stream of audio blocks (e.g. from ``iter_audio_blocks``)."""
+    segmenter = SpeechSegmenter(config)
+    for block in blocks:
+        yield from segmenter.push(block)
+    yield from segmenter.flush()
