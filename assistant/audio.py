@@ -74,7 +74,7 @@ def iter_audio_blocks(source: AudioSource, block_seconds: float = 30.0) -> Itera
     if rest.size:
         yield rest
     elif total == 0:
-        raise AudioDecodeError(f"{label}: decodes to zero audio samples (empty file?)")
+        raise AudioDecodeError(f"{label}: decodes to no audio samples (empty or corrupt file)")
 
 
 def decode_audio(source: AudioSource) -> np.ndarray:

@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
     try:
-        settings = Settings.load(data_dir=args.data_dir, config=args.config)
+        settings = Settings.load(
+            data_dir=args.data_dir, config=args.config,
+            transcribe_audio=False if getattr(args, "no_transcripts", False) else None)
     except SettingsError as exc:
         return _fail(str(exc), EXIT_USAGE)
     from assistant.runtime import Runtime
@@ -95,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](runtime, args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # `s2r search … | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # turn known failures into one line instead of a traceback
         from assistant.audio import AudioDecodeError
         from assistant.models import ModelNotFoundError
@@ -122,12 +127,10 @@ def _quiet_libraries() -> None:
 def cmd_ingest(runtime, args) -> int:
     from assistant.ingest import Ingestor
 
-    if args.no_transcripts:
-        runtime.settings = runtime.settings.replace(transcribe_audio=False)
     report = Ingestor(runtime).ingest_paths(args.paths, args.include, args.exclude,
                                             progress=not args.no_progress and sys.stderr.isatty())
     print(f"ingested {len(report.ingested)} source(s), {report.chunks} chunk(s)"
-          f"{f', {report.audio_seconds:.1f} s of speech' if report.audio_seconds else ''}"
+          f"{f', {report.audio_seconds:.1f} s of audio' if report.audio_seconds else ''}"
           f"; unchanged {len(report.unchanged)}; failed {len(report.failed)}"
           f"{f'; skipped {len(report.skipped)} unsupported' if report.skipped else ''}"
           f" ({report.seconds:.1f} s)")

@@ -78,7 +78,8 @@ class Ingestor:
     def _audio_signature(self) -> str:
         s = self.settings
         asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
-        return f"audio|{self.vad}|{asr}|{self.runtime.embedder.model_id}"
+        return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|"
+                f"{self.runtime.embedder.model_id}")
 
     def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
                      exclude: Iterable[str] = (), progress: bool = True) -> IngestReport:
@@ -153,7 +154,8 @@ class Ingestor:
     def _add_audio(self, path: Path, source: str, doc_hash: str, report: IngestReport) -> None:
         transcriber = self.runtime.transcriber if self.settings.transcribe_audio else None
         chunks = []
-        for i, seg in enumerate(read_spoken(path, self.vad, transcriber)):
+        for i, seg in enumerate(read_spoken(path, self.vad, transcriber,
+                                                 self.settings.audio_chunk_max_s)):
             chunks.append(Chunk("audio", source, path.stem, seg.transcript, i, doc_hash,
                                 start=round(seg.start, 3), end=round(seg.end, 3)))
             report.audio_seconds += seg.end - seg.start
@@ -186,6 +188,6 @@ class Ingestor:
 def _reason(exc: Exception, path: Path) -> str:
     """Connector errors already name the file; OS errors get it added."""
     text = str(exc)
-    if isinstance(exc, OSError) and not isinstance(exc, DocumentError):
+    if isinstance(exc, OSError):
         text = f"{path}: {exc.strerror or exc}"
     return text

@@ -66,6 +66,8 @@ class Settings:
     vad_min_speech_ms: int = 250
     vad_max_segment_s: float = 20.0
 
+    # Spoken corpora: consecutive utterances are packed into chunks of at most this long.
+    audio_chunk_max_s: float = 20.0
     transcribe_audio: bool = True
 
     def __post_init__(self) -> None:

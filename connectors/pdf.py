@@ -12,7 +12,7 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable noi
 
 def read_pdf(path: Path, source: str) -> TextDocument:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
     try:
         reader = PdfReader(path)
@@ -22,7 +22,7 @@ def read_pdf(path: Path, source: str) -> TextDocument:
         title = (reader.metadata.title if reader.metadata else None) or path.stem
     except DocumentError:
         raise
-    except FileNotDecryptedError as exc:
+    except (FileNotDecryptedError, DependencyError) as exc:  # AES needs `cryptography`
         raise DocumentError(f"{path}: encrypted PDF; decrypt it first ({exc})") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise DocumentError(f"{path}: broken or not a PDF ({exc})") from exc

@@ -1,4 +1,10 @@
-"""Spoken corpora: a recording becomes VAD segments, each with its time span and transcript."""
+"""Spoken corpora: a recording becomes chunks of consecutive utterances, each with its time span
+and transcript.
+
+VAD gives utterances (often one sentence each); consecutive utterances are packed into chunks of
+up to ``max_chunk_s`` seconds, so a chunk carries enough context to match a question, stays
+inside one 30 s Whisper window, and still points to a precise span of the recording.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +30,32 @@ class SpokenSegment:
     transcript: str  # "" when transcription is off
 
 
-def read_spoken(path: Path, vad: VadConfig, transcriber: _Transcribes | None
-                ) -> Iterator[SpokenSegment]:
-    """Stream segments of one recording; raises AudioDecodeError if none holds speech."""
+def read_spoken(path: Path, vad: VadConfig, transcriber: _Transcribes | None,
+                max_chunk_s: float = 20.0) -> Iterator[SpokenSegment]:
+    """Stream chunks of one recording; raises AudioDecodeError if none holds speech."""
+    group: list[SpokenSegment] = []
     found = False
+    for utterance in _utterances(path, vad, transcriber):
+        if group and utterance.end - group[0].start > max_chunk_s:
+            yield _join(group)
+            group = []
+        group.append(utterance)
+        found = True
+    if group:
+        yield _join(group)
+    if not found:
+        raise AudioDecodeError(f"{path}: no speech found (silent or noise only)")
+
+
+def _utterances(path: Path, vad: VadConfig, transcriber: _Transcribes | None
+                ) -> Iterator[SpokenSegment]:
     for segment in segment_stream(iter_audio_blocks(path), vad):
         text = transcriber.transcribe(segment.audio).text if transcriber else ""
         if transcriber and not text:
             continue  # VAD fired on noise Whisper heard nothing in
-        found = True
         yield SpokenSegment(segment.start, segment.end, text)
-    if not found:
-        raise AudioDecodeError(f"{path}: no speech found (silent or noise only)")
+
+
+def _join(group: list[SpokenSegment]) -> SpokenSegment:
+    text = " ".join(s.transcript for s in group if s.transcript)
+    return SpokenSegment(group[0].start, group[-1].end, text)

@@ -104,7 +104,8 @@ class EdgeStore:
 
     def sources(self, limit: int = 100_000) -> dict[str, int]:
         hits = self._shard.facet(qe.FacetRequest("source", limit=limit, exact=True)).hits
-        return {str(h.value): int(h.count) for h in hits}
+        # the keyword index keeps values of deleted points with a count of 0: drop them
+        return {str(h.value): int(h.count) for h in hits if h.count > 0}
 
     def stats(self) -> StoreStats:
         count = lambda kind: self._shard.count(qe.CountRequest(filter=_filter(kind=kind)))  # noqa: E731

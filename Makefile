@@ -1,0 +1,19 @@
+# The two set-up commands from the README. Both create or refresh .venv first.
+DEMO_DIR ?= .s2r-demo
+
+.PHONY: demo test setup lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+# Ingest the bundled sample (3 documents + 2 recordings), ask the bundled spoken question.
+demo: setup
+	.venv/bin/s2r --data-dir $(DEMO_DIR) ingest --no-progress samples/docs samples/speech
+	.venv/bin/s2r --data-dir $(DEMO_DIR) search --audio samples/question.flac --top-k 3
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q
+
+bench: setup
+	.venv/bin/python benchmarks/foundation.py --out benchmarks/results/foundation.json

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Regenerates the bundled spoken sample with espeak-ng (the committed FLAC files came from this).
+set -euo pipefail
+cd "$(dirname "$0")"
+say() {  # say OUT.flac VOICE TEXT...: one sentence per argument, 0.6 s pause between them
+  local out=$1 voice=$2; shift 2
+  local tmp; tmp=$(mktemp -d)
+  local parts=()
+  for sentence in "$@"; do
+    espeak-ng -v "$voice" -s 150 -w "$tmp/${#parts[@]}.wav" "$sentence"
+    sox -q "$tmp/${#parts[@]}.wav" -r 16000 -c 1 "$tmp/p${#parts[@]}.wav" pad 0 0.6
+    parts+=("$tmp/p${#parts[@]}.wav")
+  done
+  sox -q "${parts[@]}" -r 16000 -c 1 "$out"
+  rm -r "$tmp"
+}
+say speech/coffee_history.flac en-us \
+  "Welcome to this short talk about the history of coffee." \
+  "Coffee was first cultivated in Yemen in the fifteenth century, where Sufi monks drank it to stay awake during night prayers." \
+  "From the port of Mocha, coffee spread to Cairo, Istanbul and then to Europe." \
+  "The first coffee house in London opened in sixteen fifty two."
+say speech/amazon_river.flac en-gb-x-rp \
+  "The Amazon is the largest river in the world by the volume of water it carries." \
+  "It flows from the Andes mountains in Peru across Brazil to the Atlantic Ocean." \
+  "Its basin holds more than half of the remaining rainforest on Earth."
+say question.flac en-us "Where was coffee first grown?"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Creates or refreshes .venv with everything s2r needs, Debian packages included.
+# Idempotent and quick when nothing changed: a stamp records what the venv was built from.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+# torch first and pinned: the CPU build of 2.13.0; anything unpinned may pull a multi-GB CUDA
+# build. Users elsewhere can set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) to pick their own.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+APT_PACKAGES=(espeak-ng)  # speech synthesis for the tests and samples/make_audio.sh
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"setup: s2r needs Python >= 3.11, {sys.executable} is {sys.version.split()[0]}")
+PY
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=.venv/.s2r-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing Python packages into .venv (first time takes a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q "$TORCH_SPEC" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -c 'import assistant, connectors, torch, faster_whisper, qdrant_edge' \
+    || { echo "setup: the install is incomplete (see pip's messages above)"; exit 1; }
+  echo "$want" > "$stamp"
+fi

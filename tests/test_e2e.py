@@ -1,0 +1,113 @@
+"""End to end on real speech: spoken questions find their documents and recording spans,
+and the CLI keeps its JSON and exit-code contracts."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from assistant.ingest import Ingestor
+from assistant.retrieval import Retriever
+from tests.conftest import ROOT, silence, write_wav
+
+QUESTIONS = [  # (spoken question, voice, article that answers it)
+    ("Who developed the theory of relativity?", "en-us", "Albert Einstein"),
+    ("What is the highest mountain on Earth?", "en-us", "Mount Everest"),
+    ("Which river carries the most water in the world?", "en-gb", "Amazon River"),
+    ("Which Italian painter of the Renaissance was also an engineer?", "en-gb",
+     "Leonardo da Vinci"),
+    ("Name a group of antibiotics made from mold.", "en-us", "Penicillin"),
+]
+
+
+@pytest.fixture(scope="module")
+def wiki_docs(wiki, tmp_path_factory):
+    """60 Wikipedia summaries as text files: the 5 answers plus 55 spread over the corpus."""
+    targets = {q[2] for q in QUESTIONS}
+    chosen = [a for a in wiki if a["title"] in targets]
+    chosen += [a for a in wiki[::180] if a["title"] not in targets][:55]
+    assert len(chosen) == 60
+    folder = tmp_path_factory.mktemp("wiki")
+    for article in chosen:
+        name = article["title"].replace("/", "_") + ".txt"
+        (folder / name).write_text(article["extract"])
+    return folder
+
+
+def test_spoken_questions_find_their_document_in_top_3(runtime, wiki_docs, speak):
+    report = Ingestor(runtime).ingest_paths([str(wiki_docs)], progress=False)
+    assert report.ok and len(report.ingested) == 60
+    retriever = Retriever(runtime)
+    for question, voice, title in QUESTIONS:
+        result = retriever.search_audio_cascade(speak(question, voice=voice), top_k=3)
+        titles = [h.payload["title"] for h in result.hits]
+        assert title in titles, (question, result.transcript, titles)
+        assert result.transcript  # the cascade heard something
+
+
+def test_spoken_question_finds_the_span_in_a_recording(runtime, tmp_path, speak):
+    facts = ["The lighthouse was built in eighteen ninety to warn ships about the reef.",
+             "Our bakery sells sourdough bread every morning except Mondays.",
+             "The chess club meets on Thursday evenings in the library basement."]
+    parts = [speak(f, voice="en-gb") for f in facts]
+    audio = np.concatenate([silence(0.4), parts[0], silence(1.2), parts[1], silence(1.2),
+                            parts[2], silence(0.4)])
+    write_wav(tmp_path / "community_radio.wav", audio)
+    rt = runtime.with_settings(audio_chunk_max_s=6.0)
+    assert Ingestor(rt).ingest_paths([str(tmp_path / "community_radio.wav")], progress=False).ok
+    question = speak("When does the chess club meet?")
+    hit = Retriever(rt).search_audio_cascade(question, top_k=1).hits[0].to_json()
+    chess_start = (0.4 + parts[0].size / 16000 + 1.2 + parts[1].size / 16000 + 1.2)
+    assert hit["kind"] == "audio" and hit["source"].endswith("community_radio.wav")
+    assert hit["start"] <= chess_start + 0.3 and hit["end"] >= chess_start + 1.0
+    assert "club meets on thursday" in hit["text"].lower()  # ASR may hear "chess" as "chest"
+    rt.close()
+
+
+def run_cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_cli_ingest_search_stats_delete_contracts(tmp_path, cache_dir):
+    env = os.environ | {"S2R_DATA_DIR": str(tmp_path / "data"), "S2R_CACHE_DIR": str(cache_dir)}
+    ok = run_cli("ingest", "samples/docs", "samples/speech", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "ingested 5 source(s)" in ok.stdout
+
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\x00\x00")
+    failed = run_cli("ingest", "samples/docs", str(tmp_path / "bad.txt"), env=env)
+    assert failed.returncode == 1
+    assert "bad.txt" in failed.stderr and "1 file(s) failed" in failed.stderr
+    assert "unchanged 3" in failed.stdout
+
+    spoken = run_cli("search", "--audio", "samples/question.flac", "--top-k", "2", "--json",
+                     env=env)
+    assert spoken.returncode == 0, spoken.stderr
+    hits = json.loads(spoken.stdout)
+    assert len(hits) == 2
+    for hit in hits:
+        assert {"id", "score", "kind", "source", "title", "text", "start", "end"} <= set(hit)
+    assert hits[0]["source"] == "samples/speech/coffee_history.flac"
+    assert hits[0]["kind"] == "audio" and hits[0]["start"] is not None
+    assert hits[0]["score"] >= hits[1]["score"]
+
+    typed = run_cli("search", "who built the first transistor", "--json", "--kind", "text",
+                    env=env)
+    assert json.loads(typed.stdout)[0]["source"] == "samples/docs/transistor.html"
+    assert json.loads(typed.stdout)[0]["start"] is None
+
+    stats = json.loads(run_cli("stats", "--json", env=env).stdout)
+    assert stats["sources"] == 5 and stats["audio_chunks"] >= 2
+
+    deleted = run_cli("delete", "samples/docs/transistor.html", env=env)
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    assert run_cli("delete", "samples/docs/transistor.html", env=env).returncode == 1
+    assert json.loads(run_cli("stats", "--json", env=env).stdout)["sources"] == 4
+
+    bad_audio = run_cli("search", "--audio", "samples/docs/volcanoes.txt", env=env)
+    assert bad_audio.returncode == 1 and "volcanoes.txt" in bad_audio.stderr
+    assert "Traceback" not in bad_audio.stderr

@@ -1,0 +1,107 @@
+"""Ingest pipeline on real files and models: idempotence, replacement, bad input isolation."""
+
+import shutil
+
+import numpy as np
+
+from assistant.ingest import Ingestor
+from tests.conftest import ROOT, silence, write_wav
+from tests.pdfs import write_encrypted_pdf
+
+
+def copy_samples(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "samples" / "docs", docs)
+    return docs
+
+
+def stored_texts(runtime, source):
+    hits = runtime.store.search(runtime.embedder.embed_one("anything"), top_k=100)
+    return sorted(h.payload["text"] for h in hits if h.payload["source"] == source)
+
+
+def test_reingest_adds_nothing_and_changed_file_replaces_its_chunks(runtime, tmp_path):
+    docs = copy_samples(tmp_path)
+    first = Ingestor(runtime).ingest_paths([str(docs)], progress=False)
+    assert first.ok and len(first.ingested) == 3 and first.chunks >= 3
+    total = runtime.store.count()
+    assert total == first.chunks
+
+    again = Ingestor(runtime).ingest_paths([str(docs)], progress=False)
+    assert again.ok and again.ingested == [] and len(again.unchanged) == 3
+    assert runtime.store.count() == total
+
+    volcano = docs / "volcanoes.txt"
+    source = str(volcano)
+    old_chunks = runtime.store.count(source=source)
+    volcano.write_text("Volcanoes were rewritten. Only this new text should remain stored.")
+    changed = Ingestor(runtime).ingest_paths([str(docs)], progress=False)
+    assert changed.ingested == [source] and len(changed.unchanged) == 2
+    assert stored_texts(runtime, source) == [
+        "Volcanoes were rewritten. Only this new text should remain stored."]
+    assert runtime.store.count() == total - old_chunks + 1
+
+
+def test_bad_files_are_reported_and_the_rest_is_ingested(runtime, tmp_path, speak):
+    docs = copy_samples(tmp_path)
+    Ingestor(runtime).ingest_paths([str(docs / "volcanoes.txt")], progress=False)
+    before = runtime.store.count(source=str(docs / "volcanoes.txt"))
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (bad / "zero.wav").write_bytes(b"")
+    (bad / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
+    write_wav(bad / "silent.wav", silence(2.0))
+    write_encrypted_pdf(bad / "locked.pdf", ["Secret plans."])
+    (bad / "photo.png").write_bytes(b"\x89PNG")  # unsupported: skipped, not failed
+    write_wav(bad / "good.wav", np.concatenate([silence(0.3), speak("Bees dance to share "
+                                                                     "where flowers are."),
+                                                silence(0.3)]))
+    # the stored volcano source now turns unreadable: its old chunks must survive
+    (docs / "volcanoes.txt").write_bytes(b"\xff\xfe broken")
+
+    report = Ingestor(runtime).ingest_paths(
+        [str(docs), str(bad), str(tmp_path / "missing.md")], progress=False)
+    reasons = dict(report.failed)
+    assert not report.ok
+    assert set(reasons) == {str(bad / n) for n in ("latin1.txt", "zero.wav", "corrupt.mp3",
+                                                   "silent.wav", "locked.pdf")} | {
+        str(docs / "volcanoes.txt"), str(tmp_path / "missing.md")}
+    assert "not valid UTF-8" in reasons[str(bad / "latin1.txt")]
+    assert "no speech found" in reasons[str(bad / "silent.wav")]
+    assert "encrypted PDF" in reasons[str(bad / "locked.pdf")]
+    assert "no such file" in reasons[str(tmp_path / "missing.md")]
+    assert all(src in reason for src, reason in reasons.items())  # each names its file
+    assert report.skipped == [str(bad / "photo.png")]
+    assert sorted(report.ingested) == sorted([str(docs / "honeybees.md"),
+                                              str(docs / "transistor.html"), str(bad / "good.wav")])
+    assert runtime.store.count(source=str(docs / "volcanoes.txt")) == before  # nothing lost
+
+
+def test_spoken_corpus_chunks_have_spans_and_transcripts(runtime, tmp_path, speak):
+    parts = [speak("The museum opens at nine in the morning."),
+             speak("Tickets for children are free on Sundays.")]
+    audio = np.concatenate([silence(0.5), parts[0], silence(1.0), parts[1], silence(0.5)])
+    path = write_wav(tmp_path / "tour.wav", audio)
+    rt = runtime.with_settings(audio_chunk_max_s=3.0)  # one chunk per utterance here
+    report = Ingestor(rt).ingest_paths([str(path)], progress=False)
+    assert report.ok and report.chunks == 2
+    hits = rt.store.search(rt.embedder.embed_one("free tickets for kids"), top_k=2)
+    top = hits[0].to_json()
+    assert top["kind"] == "audio" and top["source"] == str(path) and top["title"] == "tour"
+    assert "tickets" in top["text"].lower()
+    second_start = 0.5 + parts[0].size / 16000 + 1.0
+    assert top["start"] < second_start < top["end"] + 0.5
+    assert top["end"] <= audio.size / 16000 + 1e-6
+    rt.close()
+
+
+def test_without_transcripts_audio_chunks_have_no_text_vector(runtime, tmp_path, speak):
+    path = write_wav(tmp_path / "memo.wav", np.concatenate([speak("Buy milk."), silence(0.5)]))
+    rt = runtime.with_settings(transcribe_audio=False)
+    report = Ingestor(rt).ingest_paths([str(path)], progress=False)
+    assert report.ok and report.chunks == 1
+    assert rt.store.stats().audio_chunks == 1
+    assert rt.store.search(rt.embedder.embed_one("milk"), top_k=5) == []  # no text vector
+    rt.close()

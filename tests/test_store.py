@@ -1,0 +1,99 @@
+"""The store contract, run against both backends: embedded qdrant-edge and qdrant-client."""
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from assistant.chunks import Chunk
+from assistant.store.base import StoredPoint, StoreError
+from assistant.store.edge import EdgeStore
+from assistant.store.server import ServerStore
+
+DIM = 8
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def point(source: str, index: int, doc_hash: str = "h1", kind: str = "text",
+          seed: int | None = None, speech: bool = False) -> StoredPoint:
+    span = (index * 2.0, index * 2.0 + 1.5) if kind == "audio" else (None, None)
+    chunk = Chunk(kind, source, f"title {source}", f"text {source} {index}", index, doc_hash,
+                  *span)
+    vec = unit(seed if seed is not None else hash((source, index)) % 10_000)
+    vectors = {"text": vec} | ({"speech": vec} if speech else {})
+    return StoredPoint(chunk, vectors)
+
+
+@pytest.fixture(params=["edge", "server"])
+def store(request, tmp_path):
+    if request.param == "edge":
+        s = EdgeStore(tmp_path / "col", DIM, "test-model")
+    else:
+        s = ServerStore(QdrantClient(location=":memory:"), "col", DIM, ":memory:")
+    yield s
+    s.close()
+
+
+def test_upsert_search_and_payload(store):
+    points = [point("a.txt", i, seed=i) for i in range(5)] + [point("talk.wav", 0, kind="audio",
+                                                                     seed=99, speech=True)]
+    store.upsert(points)
+    hits = store.search(unit(3), top_k=3)
+    assert hits[0].id == points[3].chunk.id and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].to_json() == {"id": points[3].chunk.id, "score": pytest.approx(1.0, abs=1e-4),
+                                 "kind": "text", "source": "a.txt", "title": "title a.txt",
+                                 "text": "text a.txt 3", "start": None, "end": None}
+    audio = store.search(unit(99), top_k=1, kind="audio")[0].to_json()
+    assert (audio["kind"], audio["start"], audio["end"]) == ("audio", 0.0, 1.5)
+    assert store.search(unit(99), using="speech", top_k=5)[0].id == points[-1].chunk.id
+    assert len(store.search(unit(99), using="speech", top_k=5)) == 1  # only one speech vector
+
+
+def test_idempotent_upsert_and_counts(store):
+    points = [point("a.txt", i) for i in range(4)]
+    store.upsert(points)
+    store.upsert(points)
+    assert store.count() == 4
+    assert store.count(source="a.txt", doc_hash="h1") == 4
+    assert store.count(source="a.txt", doc_hash="other") == 0
+    assert store.sources() == {"a.txt": 4}
+
+
+def test_delete_source_keeps_other_sources_and_current_version(store):
+    store.upsert([point("a.txt", i, "old") for i in range(3)] + [point("b.txt", 0)])
+    store.upsert([point("a.txt", i, "new", seed=100 + i) for i in range(2)])
+    # chunks 0 and 1 kept their content, hence their ids: the upsert replaced them in place
+    assert store.count(source="a.txt") == 3
+    assert store.delete_source("a.txt", keep_doc_hash="new") == 1
+    assert store.count(source="a.txt") == 2 and store.count(source="b.txt") == 1
+    assert store.delete_source("a.txt") == 2
+    assert store.delete_source("a.txt") == 0
+    stats = store.stats()
+    assert (stats.points, stats.text_chunks, stats.audio_chunks, stats.sources) == (1, 1, 0, 1)
+
+
+def test_edge_store_persists_and_rejects_other_models(tmp_path):
+    store = EdgeStore(tmp_path / "col", DIM, "test-model")
+    store.upsert([point("a.txt", i) for i in range(3)])
+    store.finish_batch()
+    store.close()
+    reopened = EdgeStore(tmp_path / "col", DIM, "test-model")
+    assert reopened.count() == 3
+    reopened.close()
+    with pytest.raises(StoreError, match="holds vectors of test-model"):
+        EdgeStore(tmp_path / "col", 16, "bigger-model")
+
+
+def test_server_store_rejects_wrong_vector_size():
+    client = QdrantClient(location=":memory:")
+    ServerStore(client, "col", DIM, ":memory:")
+    with pytest.raises(StoreError, match="expected named vector 'text' of size 16"):
+        ServerStore(client, "col", 16, ":memory:")
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(StoreError, match="cannot use Qdrant at http://127.0.0.1:9"):
+        ServerStore.connect("http://127.0.0.1:9", None, "col", DIM, "m")

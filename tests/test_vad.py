@@ -1,0 +1,59 @@
+"""WebRTC VAD segmentation and endpointing on real synthesized speech."""
+
+import numpy as np
+
+from assistant.audio import SAMPLE_RATE
+from assistant.vad import SpeechSegmenter, VadConfig, segment_stream
+from tests.conftest import silence
+
+
+def test_utterances_separated_by_pauses_become_segments(speak):
+    parts = [speak("The first sentence is about rivers."),
+             speak("The second one is about mountains."),
+             speak("And the third talks about the sea.")]
+    audio = np.concatenate([silence(0.5), parts[0], silence(1.2), parts[1], silence(1.2),
+                            parts[2], silence(0.5)])
+    segments = list(segment_stream([audio], VadConfig()))
+    assert len(segments) == 3
+    starts = [0.5, 0.5 + parts[0].size / SAMPLE_RATE + 1.2]
+    for seg, expected in zip(segments, starts, strict=False):
+        assert abs(seg.start - expected) < 0.45  # includes up to 300 ms of padding
+    for seg in segments:
+        assert seg.audio.size == round((seg.end - seg.start) * SAMPLE_RATE)
+        assert seg.voiced_ms > 500
+
+
+def test_silence_and_blips_make_no_segments():
+    rng = np.random.default_rng(0)
+    blip = (0.8 * rng.standard_normal(int(0.09 * SAMPLE_RATE))).astype(np.float32)
+    audio = np.concatenate([silence(1.0), blip, silence(1.0)])
+    assert list(segment_stream([audio], VadConfig())) == []
+    assert list(segment_stream([silence(3.0)], VadConfig())) == []
+
+
+def test_long_speech_is_cut_at_max_segment(speak):
+    long = np.concatenate([speak("one two three four five six seven eight nine ten eleven")] * 3)
+    segments = list(segment_stream([long], VadConfig(max_segment_s=2.0)))
+    assert len(segments) >= 3
+    assert all(s.end - s.start <= 2.0 + 1e-6 for s in segments)
+
+
+def test_endpoint_fires_after_trailing_silence_when_streaming(speak):
+    utterance = speak("What is the capital of France?")
+    audio = np.concatenate([silence(0.4), utterance, silence(2.0)])
+    segmenter = SpeechSegmenter(VadConfig(end_silence_ms=600))
+    step = int(0.02 * SAMPLE_RATE)  # 20 ms pushes, like a microphone callback
+    closed_at = None
+    was_in_speech = False
+    for i in range(0, audio.size, step):
+        done = segmenter.push(audio[i : i + step])
+        was_in_speech |= segmenter.in_speech
+        if done:
+            closed_at = (i + step) / SAMPLE_RATE
+            break
+    speech_end = 0.4 + utterance.size / SAMPLE_RATE
+    assert was_in_speech
+    assert closed_at is not None
+    # espeak leaves a little silence at the end of its clip, so the end may come a bit early
+    assert speech_end + 0.2 < closed_at < speech_end + 1.0
+    assert segmenter.flush() == []
