@@ -43,6 +43,8 @@ class Settings:
     qdrant_url: str = ""
     qdrant_api_key: str = ""
     collection: str = "s2r"
+    # HNSW search depth: higher = better recall, slower (only matters once a segment is indexed)
+    search_hnsw_ef: int = 128
 
     # Models: empty = the offline package; otherwise a local directory or a hub id.
     whisper_model: str = ""
@@ -51,7 +53,7 @@ class Settings:
     asr_beam_size: int = 5
     embedder_model: str = ""
     embedder_backend: str = "ct2"  # "ct2" (int8, converted once into cache_dir) or "torch"
-    embed_batch_size: int = 16
+    embed_batch_size: int = 8
     threads: int = 0  # 0 = all cores
 
     # Text chunking, in embedder tokens.

@@ -96,4 +96,4 @@ def test_server_store_rejects_wrong_vector_size():
 
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(StoreError, match="cannot use Qdrant at http://127.0.0.1:9"):
-        ServerStore.connect("http://127.0.0.1:9", None, "col", DIM, "m")
+        ServerStore.connect("http://127.0.0.1:9", None, "col", DIM)

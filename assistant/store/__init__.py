@@ -17,11 +17,12 @@ def open_store(settings: Settings, dim: int, model_id: str) -> Store:
     if settings.uses_embedded_store:
         from assistant.store.edge import EdgeStore
 
-        return EdgeStore(settings.data_dir / "qdrant" / settings.collection, dim, model_id)
+        return EdgeStore(settings.data_dir / "qdrant" / settings.collection, dim, model_id,
+                         hnsw_ef=settings.search_hnsw_ef)
     from assistant.store.server import ServerStore
 
     return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key or None,
-                               settings.collection, dim, model_id)
+                               settings.collection, dim, hnsw_ef=settings.search_hnsw_ef)
 
 
 __all__ = ["Hit", "Store", "StoreError", "StoreStats", "StoredPoint", "open_store"]

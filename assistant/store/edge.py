@@ -1,8 +1,8 @@
 """Embedded store: Qdrant's engine in-process (qdrant-edge), persisted in a directory.
 
-qdrant-client's local ``path=`` mode commits each point in its own SQLite transaction (~60
-points/s) and searches by brute force; qdrant-edge has a WAL, HNSW and payload indexes, so it
-upserts 10k points in well under a second and answers in about a millisecond.
+qdrant-client's local ``path=`` mode commits each point in its own SQLite transaction and
+searches by brute force; qdrant-edge has a WAL, HNSW and payload indexes, so it upserts 10k
+points in about a second and answers in about a millisecond (benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def _filter(source: str | None = None, doc_hash: str | None = None, kind: str | 
 class EdgeStore:
     """The embedded default store; one directory holds the whole collection."""
 
-    def __init__(self, path: Path, dim: int, model_id: str) -> None:
+    def __init__(self, path: Path, dim: int, model_id: str, hnsw_ef: int = 128) -> None:
         self.path = Path(path)
+        self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
         meta_path = self.path / META_FILE
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -97,6 +98,7 @@ class EdgeStore:
             limit=top_k,
             query=qe.Query.Nearest(np.asarray(vector, np.float32).tolist(), using=using),
             filter=_filter(kind=kind),
+            params=self._params,
             with_payload=True,
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {}))

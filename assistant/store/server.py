@@ -6,8 +6,6 @@ tests drive this exact code through it.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
@@ -38,8 +36,14 @@ def _filter(source: str | None = None, doc_hash: str | None = None, kind: str | 
 
 
 class ServerStore:
-    def __init__(self, client: QdrantClient, collection: str, dim: int, location: str) -> None:
+    def __init__(self, client: QdrantClient, collection: str, dim: int, location: str,
+                 hnsw_ef: int = 128) -> None:
         self.client = client
+        # qdrant-client's local mode (":memory:" or path=) searches exactly and has no payload
+        # indexes; it warns when given either, so they are only sent to a real server.
+        options = client.init_options
+        self._local = options.get("location") == ":memory:" or bool(options.get("path"))
+        self._params = None if self._local else qm.SearchParams(hnsw_ef=hnsw_ef)
         self.collection = collection
         self.location = location
         if client.collection_exists(collection):
@@ -50,17 +54,15 @@ class ServerStore:
                 vectors_config={name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
                                 for name in VECTOR_NAMES},
             )
-            with warnings.catch_warnings():  # local mode says indexes are a no-op there
-                warnings.simplefilter("ignore", UserWarning)
-                for name in INDEXED_FIELDS:
-                    client.create_payload_index(collection, name, qm.PayloadSchemaType.KEYWORD)
+            for name in () if self._local else INDEXED_FIELDS:
+                client.create_payload_index(collection, name, qm.PayloadSchemaType.KEYWORD)
 
     @classmethod
     def connect(cls, url: str, api_key: str | None, collection: str, dim: int,
-                model_id: str) -> ServerStore:
+                hnsw_ef: int = 128) -> ServerStore:
         try:
             client = QdrantClient(location=url, api_key=api_key, check_compatibility=False)
-            return cls(client, collection, dim, url)
+            return cls(client, collection, dim, url, hnsw_ef)
         except StoreError:
             raise
         except Exception as exc:  # connection refused, TLS, auth …: say where we tried
@@ -108,6 +110,7 @@ class ServerStore:
             using=using,
             limit=top_k,
             query_filter=_filter(kind=kind),
+            search_params=self._params,
             with_payload=True,
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
