@@ -69,6 +69,7 @@ class Ingestor:
         self.settings = runtime.settings
         self.vad = VadConfig.from_settings(self.settings)
         self._pending: list[_Prepared] = []
+        self._progress = False
 
     # -- signatures: what, besides the bytes, decides a source's chunks and vectors
     def _text_signature(self) -> str:
@@ -87,6 +88,7 @@ class Ingestor:
         report = IngestReport()
         started = time.perf_counter()
         files = list(expand_paths(paths, include, exclude))
+        self._progress = progress
         bar = tqdm(files, desc="ingest", unit="file", disable=not progress or len(files) < 2)
         for found in bar:
             kind = source_kind(found.path)
@@ -114,6 +116,9 @@ class Ingestor:
         signature = self._text_signature()
         for doc in tqdm(documents, desc="ingest", unit="doc", disable=not progress):
             doc_hash = hashlib.sha256(f"{signature}\0{doc.title}\0{doc.text}".encode()).hexdigest()
+            if self._is_stored(doc.source, doc_hash):
+                report.unchanged.append(doc.source)
+                continue
             try:
                 self._add_text(doc, doc_hash, report)
             except DocumentError as exc:
@@ -131,15 +136,18 @@ class Ingestor:
             raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
         signature = self._text_signature() if kind == "text" else self._audio_signature()
         doc_hash = _file_hash(path, signature)
-        store = self.runtime.store
-        stored = store.count(source=source)
-        if stored and store.count(source=source, doc_hash=doc_hash) == stored:
+        if self._is_stored(source, doc_hash):
             report.unchanged.append(source)
             return
         if kind == "text":
             self._add_text(read_document(path, source), doc_hash, report)
         else:
             self._add_audio(path, source, doc_hash, report)
+
+    def _is_stored(self, source: str, doc_hash: str) -> bool:
+        """True when every stored chunk of ``source`` comes from this exact version."""
+        stored = self.runtime.store.count(source=source)
+        return stored > 0 and self.runtime.store.count(source=source, doc_hash=doc_hash) == stored
 
     def _add_text(self, doc: TextDocument, doc_hash: str, report: IngestReport) -> None:
         s = self.settings
@@ -154,11 +162,15 @@ class Ingestor:
     def _add_audio(self, path: Path, source: str, doc_hash: str, report: IngestReport) -> None:
         transcriber = self.runtime.transcriber if self.settings.transcribe_audio else None
         chunks = []
-        for i, seg in enumerate(read_spoken(path, self.vad, transcriber,
-                                                 self.settings.audio_chunk_max_s)):
-            chunks.append(Chunk("audio", source, path.stem, seg.transcript, i, doc_hash,
-                                start=round(seg.start, 3), end=round(seg.end, 3)))
-            report.audio_seconds += seg.end - seg.start
+        # a long recording is one file for the outer bar: show how far into it we are
+        with tqdm(desc=path.name, unit="s", leave=False, disable=not self._progress,
+                  bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
+            for i, seg in enumerate(read_spoken(path, self.vad, transcriber,
+                                                self.settings.audio_chunk_max_s)):
+                chunks.append(Chunk("audio", source, path.stem, seg.transcript, i, doc_hash,
+                                    start=round(seg.start, 3), end=round(seg.end, 3)))
+                report.audio_seconds += seg.end - seg.start
+                bar.update(seg.end - bar.n)
         self._queue(_Prepared(source, doc_hash, chunks), report)
 
     def _queue(self, prepared: _Prepared, report: IngestReport) -> None:

@@ -11,6 +11,7 @@ Three sections, each timed with ``time.perf_counter`` after the models are loade
             and 1k through its on-disk local mode (``path=``), which is far slower.
 * spoken  - a spoken corpus synthesized with espeak-ng from wiki sentences, ingested through
             ``Ingestor.ingest_paths`` with and without Whisper transcripts.
+* query   - spoken-question latency of the cascade over the bundled sample, per stage.
 
 Prints one Markdown table per section and writes everything as JSON (``--out``).  Every
 section runs in its own temporary data directory, deleted afterwards; the embedded store is
@@ -50,7 +51,17 @@ from connectors import TextDocument
 REPO = Path(__file__).resolve().parent.parent
 DIM = 384  # all-MiniLM-L6-v2, the default embedder
 UPSERT_BATCH = 256
-SECTIONS = ("text", "store", "spoken")
+SECTIONS = ("text", "store", "spoken", "query")
+QUERY_QUESTIONS = (
+    "Where was coffee first grown?",
+    "When did the first coffee house in London open?",
+    "Which river carries the most water in the world?",
+    "How do honeybees tell each other where flowers are?",
+    "Who built the first transistor?",
+    "Why do stratovolcanoes erupt explosively?",
+    "What is the shape of a shield volcano?",
+    "How is honey made from nectar?",
+)
 VERSIONED = ("qdrant-edge-py", "qdrant-client", "ctranslate2", "faster-whisper", "numpy")
 
 
@@ -426,6 +437,41 @@ def print_spoken(r: dict[str, Any]) -> None:
           run["rtf"]] for run in r["runs"]]))
 
 
+# -- 4. spoken query latency ---------------------------------------------------------------
+
+def bench_query(threads: int, repeats: int) -> dict[str, Any]:
+    """Cascade latency per spoken question over the bundled sample: decoded audio in, ranked
+    ids out (Whisper on its padded 30 s window, then embed + search), models warmed first."""
+    from assistant.retrieval import Retriever
+
+    with temp_dir("query") as tmp:
+        runtime = Runtime(make_settings(tmp / "data", threads))
+        Ingestor(runtime).ingest_paths([str(REPO / "samples/docs"), str(REPO / "samples/speech")],
+                                       progress=False)
+        clips = [speak(q, tmp) for q in QUERY_QUESTIONS]
+        retriever = Retriever(runtime)
+        retriever.search_audio_cascade(clips[0])  # warm-up
+        stages: dict[str, list[float]] = {"asr": [], "embed": [], "search": [], "total": []}
+        for _ in range(repeats):
+            for clip in clips:
+                result, seconds = timed(lambda c=clip: retriever.search_audio_cascade(c))
+                for stage in ("asr", "embed", "search"):
+                    stages[stage].append(result.timings_ms.get(stage, 0.0))
+                stages["total"].append(seconds * 1000)
+        runtime.close()
+    durations = [c.size / SAMPLE_RATE for c in clips]
+    return {"queries": len(clips) * repeats, "audio_seconds_median": round(float(np.median(
+        durations)), 2), **{stage: latency(np.array(ms)) for stage, ms in stages.items()}}
+
+
+def print_query(r: dict[str, Any]) -> None:
+    print(f"\n### Spoken query, cascade ({r['queries']} queries, median clip "
+          f"{r['audio_seconds_median']} s; decoded audio in, ranked ids out)\n")
+    print(md_table(["stage", "p50 ms", "p95 ms"],
+                   [[stage, r[stage]["p50_ms"], r[stage]["p95_ms"]]
+                    for stage in ("asr", "embed", "search", "total")]))
+
+
 # -- main ----------------------------------------------------------------------------------
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter,
@@ -460,6 +506,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="spoken: synthesized recordings")
     parser.add_argument("--sentences-per-file", type=int, default=6,
                         help="spoken: sentences per recording, 0.7 s apart")
+    parser.add_argument("--query-repeats", type=int, default=3,
+                        help="query: passes over the spoken questions")
     parser.add_argument("--threads", type=int, default=0,
                         help="model threads; 0 = all cores (the default setting)")
     parser.add_argument("--seed", type=int, default=0, help="seed for vectors and sentences")
@@ -480,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
         results["spoken_ingest"] = bench_spoken(wiki, args.spoken_files,
                                                 args.sentences_per_file, args.threads, args.seed)
 
+    if "query" in args.sections:
+        results["query"] = bench_query(args.threads, args.query_repeats)
+
     m = results["machine"]
     print(f"\n## s2r foundation benchmark - {m['cpu']}, {m['cores']} cores, "
           f"Python {m['python']}, {m['date']}")
@@ -489,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         print_store(results["store"])
     if "spoken_ingest" in results:
         print_spoken(results["spoken_ingest"])
+    if "query" in results:
+        print_query(results["query"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")

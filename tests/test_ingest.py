@@ -105,3 +105,16 @@ def test_without_transcripts_audio_chunks_have_no_text_vector(runtime, tmp_path,
     assert rt.store.stats().audio_chunks == 1
     assert rt.store.search(rt.embedder.embed_one("milk"), top_k=5) == []  # no text vector
     rt.close()
+
+
+def test_in_memory_documents_are_idempotent_too(runtime):
+    from connectors import TextDocument
+
+    docs = [TextDocument(f"mem:{i}", f"Doc {i}", f"Document number {i} talks about topic {i}.")
+            for i in range(5)]
+    first = Ingestor(runtime).ingest_documents(docs, progress=False)
+    assert first.ok and len(first.ingested) == 5 and runtime.store.count() == 5
+    docs[2] = TextDocument("mem:2", "Doc 2", "A rewritten second document.")
+    again = Ingestor(runtime).ingest_documents(docs, progress=False)
+    assert again.ingested == ["mem:2"] and len(again.unchanged) == 4
+    assert runtime.store.count() == 5
