@@ -36,10 +36,15 @@ stamp=.venv/.s2r-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv (first time takes a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q "$TORCH_SPEC" 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+  log=.venv/pip-install.log
+  pip() { .venv/bin/python -m pip install -q "$@" >>"$log" 2>&1 \
+            || { echo "setup: pip install $* failed; last lines of $log:"; tail -n 30 "$log"
+                 exit 1; }; }
+  : > "$log"
+  pip --upgrade pip
+  pip "$TORCH_SPEC"
+  pip -e '.[dev]'
   .venv/bin/python -c 'import assistant, connectors, torch, faster_whisper, qdrant_edge' \
-    || { echo "setup: the install is incomplete (see pip's messages above)"; exit 1; }
+    || { echo "setup: the install is incomplete (see $log)"; exit 1; }
   echo "$want" > "$stamp"
 fi
