@@ -139,6 +139,9 @@ def _load_ct2(location: ModelLocation, cache_dir: Path, threads: int):
 def _convert_to_ct2(location: ModelLocation, target: Path) -> None:
     """One-time conversion; written to a temp dir and renamed so a crash leaves no half model."""
     from ctranslate2.converters import TransformersConverter
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the converter's loading triggers deprecation chatter
 
     log.info("converting embedder %s to CTranslate2 int8 in %s (one time)", location.ref, target)
     tmp = target.with_name(target.name + ".tmp")

@@ -102,7 +102,8 @@ class Ingestor:
             except Exception as exc:  # a bug or model failure on one file must not stop the rest
                 log.exception("unexpected error on %s", found.source)
                 report.failed.append((found.source, f"unexpected {type(exc).__name__}: {exc}"))
-            bar.set_postfix(chunks=report.chunks, failed=len(report.failed))
+            queued = sum(len(p.chunks) for p in self._pending)
+            bar.set_postfix(chunks=report.chunks + queued, failed=len(report.failed))
         self._flush(report)
         self.runtime.store.finish_batch()
         report.seconds = time.perf_counter() - started
