@@ -7,6 +7,7 @@ are streamed in blocks so an hour of audio never sits in memory at once.
 from __future__ import annotations
 
 import io
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -84,3 +85,14 @@ def decode_audio(source: AudioSource) -> np.ndarray:
 
 def duration_seconds(samples: np.ndarray) -> float:
     return samples.size / SAMPLE_RATE
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Write float32 mono samples as 16-bit PCM WAV (what tools and tests hand to s2r)."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as fh:
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(rate)
+        fh.writeframes(pcm.tobytes())
+    return Path(path)

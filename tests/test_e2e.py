@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from assistant.audio import write_wav
 from assistant.ingest import Ingestor
 from assistant.retrieval import Retriever
-from tests.conftest import ROOT, silence, write_wav
+from tests.conftest import ROOT, silence
 
 QUESTIONS = [  # (spoken question, voice, article that answers it)
     ("Who developed the theory of relativity?", "en-us", "Albert Einstein"),

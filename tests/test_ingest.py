@@ -4,8 +4,9 @@ import shutil
 
 import numpy as np
 
+from assistant.audio import write_wav
 from assistant.ingest import Ingestor
-from tests.conftest import ROOT, silence, write_wav
+from tests.conftest import ROOT, silence
 from tests.pdfs import write_encrypted_pdf
 
 

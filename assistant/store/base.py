@@ -15,6 +15,20 @@ VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
 INDEXED_FIELDS = ("source", "kind", "doc_hash")
 
 
+Terms = list[tuple[str, str]]
+
+
+def filter_terms(source: str | None = None, doc_hash: str | None = None,
+                 kind: str | None = None, not_doc_hash: str | None = None
+                 ) -> tuple[Terms, Terms]:
+    """The (must, must_not) keyword matches of the few filters s2r uses; each backend turns
+    them into its own client's filter objects."""
+    must = [(k, v) for k, v in (("source", source), ("doc_hash", doc_hash), ("kind", kind))
+            if v is not None]
+    must_not = [("doc_hash", not_doc_hash)] if not_doc_hash is not None else []
+    return must, must_not
+
+
 class StoreError(RuntimeError):
     """The collection cannot be used (wrong vector size, unreachable server …)."""
 

@@ -21,21 +21,19 @@ from assistant.store.base import (
     StoredPoint,
     StoreError,
     StoreStats,
+    filter_terms,
 )
 
 META_FILE = "s2r-collection.json"
 
 
-def _match(key: str, value: str) -> qe.FieldCondition:
-    return qe.FieldCondition(key, match=qe.MatchValue(value))
-
-
-def _filter(source: str | None = None, doc_hash: str | None = None, kind: str | None = None,
-            not_doc_hash: str | None = None) -> qe.Filter | None:
-    must = [_match(k, v) for k, v in (("source", source), ("doc_hash", doc_hash), ("kind", kind))
-            if v is not None]
-    must_not = [_match("doc_hash", not_doc_hash)] if not_doc_hash is not None else None
-    return qe.Filter(must=must or None, must_not=must_not) if must or must_not else None
+def _filter(**terms: str | None) -> qe.Filter | None:
+    must, must_not = filter_terms(**terms)
+    match = lambda k, v: qe.FieldCondition(k, match=qe.MatchValue(v))  # noqa: E731
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=[match(k, v) for k, v in must] or None,
+                     must_not=[match(k, v) for k, v in must_not] or None)
 
 
 class EdgeStore:
@@ -82,7 +80,8 @@ class EdgeStore:
         self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def count(self, source: str | None = None, doc_hash: str | None = None) -> int:
-        return self._shard.count(qe.CountRequest(exact=True, filter=_filter(source, doc_hash)))
+        selector = _filter(source=source, doc_hash=doc_hash)
+        return self._shard.count(qe.CountRequest(exact=True, filter=selector))
 
     def delete_source(self, source: str, keep_doc_hash: str | None = None) -> int:
         selector = _filter(source=source, not_doc_hash=keep_doc_hash)

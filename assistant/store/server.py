@@ -18,21 +18,19 @@ from assistant.store.base import (
     StoredPoint,
     StoreError,
     StoreStats,
+    filter_terms,
 )
 
 UPSERT_BATCH = 256
 
 
-def _match(key: str, value: str) -> qm.FieldCondition:
-    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
-
-
-def _filter(source: str | None = None, doc_hash: str | None = None, kind: str | None = None,
-            not_doc_hash: str | None = None) -> qm.Filter | None:
-    must = [_match(k, v) for k, v in (("source", source), ("doc_hash", doc_hash), ("kind", kind))
-            if v is not None]
-    must_not = [_match("doc_hash", not_doc_hash)] if not_doc_hash is not None else None
-    return qm.Filter(must=must or None, must_not=must_not) if must or must_not else None
+def _filter(**terms: str | None) -> qm.Filter | None:
+    must, must_not = filter_terms(**terms)
+    match = lambda k, v: qm.FieldCondition(key=k, match=qm.MatchValue(value=v))  # noqa: E731
+    if not must and not must_not:
+        return None
+    return qm.Filter(must=[match(k, v) for k, v in must] or None,
+                     must_not=[match(k, v) for k, v in must_not] or None)
 
 
 class ServerStore:
@@ -91,8 +89,8 @@ class ServerStore:
             self.client.upsert(self.collection, points=batch, wait=True)
 
     def count(self, source: str | None = None, doc_hash: str | None = None) -> int:
-        return self.client.count(self.collection, count_filter=_filter(source, doc_hash),
-                                 exact=True).count
+        selector = _filter(source=source, doc_hash=doc_hash)
+        return self.client.count(self.collection, count_filter=selector, exact=True).count
 
     def delete_source(self, source: str, keep_doc_hash: str | None = None) -> int:
         selector = _filter(source=source, not_doc_hash=keep_doc_hash)
