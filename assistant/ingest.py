@@ -22,7 +22,7 @@ from assistant.audio import AudioDecodeError
 from assistant.chunking import chunk_text
 from assistant.chunks import Chunk
 from assistant.runtime import Runtime
-from assistant.store.base import TEXT_VECTOR, StoredPoint
+from assistant.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint
 from assistant.vad import VadConfig
 from connectors import DocumentError, TextDocument, read_document, source_kind
 from connectors.folder import expand_paths
@@ -74,13 +74,14 @@ class Ingestor:
     # -- signatures: what, besides the bytes, decides a source's chunks and vectors
     def _text_signature(self) -> str:
         s = self.settings
-        return f"text|{s.chunk_tokens}|{s.chunk_overlap_tokens}|{self.runtime.embedder.model_id}"
+        return (f"text|{s.chunk_tokens}|{s.chunk_overlap_tokens}|"
+                f"{self.runtime.embedder.model_id}|{SPARSE_VECTOR}")
 
     def _audio_signature(self) -> str:
         s = self.settings
         asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
         return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|"
-                f"{self.runtime.embedder.model_id}")
+                f"{self.runtime.embedder.model_id}|{SPARSE_VECTOR}")
 
     def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
                      exclude: Iterable[str] = (), progress: bool = True) -> IngestReport:
@@ -129,6 +130,29 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
+    def ingest_recordings(self, recordings: Iterable[tuple[Path, str, str]],
+                          progress: bool = True) -> IngestReport:
+        """Ingest (path, source, title) recordings keyed by ``source`` instead of their path
+        (spoken passages of a benchmark corpus)."""
+        report = IngestReport()
+        started = time.perf_counter()
+        self._progress = progress
+        signature = self._audio_signature()
+        for path, source, title in tqdm(list(recordings), desc="ingest audio", unit="file",
+                                        disable=not progress):
+            try:
+                doc_hash = _file_hash(path, f"{signature}|{title}")
+                if self._is_stored(source, doc_hash):
+                    report.unchanged.append(source)
+                    continue
+                self._add_audio(path, source, doc_hash, report, title)
+            except (AudioDecodeError, OSError) as exc:
+                report.failed.append((source, _reason(exc, path)))
+        self._flush(report)
+        self.runtime.store.finish_batch()
+        report.seconds = time.perf_counter() - started
+        return report
+
     def _ingest_file(self, path: Path, source: str, kind: str | None,
                      report: IngestReport) -> None:
         if not path.exists():
@@ -160,7 +184,8 @@ class Ingestor:
                   for i, text in enumerate(pieces)]
         self._queue(_Prepared(doc.source, doc_hash, chunks), report)
 
-    def _add_audio(self, path: Path, source: str, doc_hash: str, report: IngestReport) -> None:
+    def _add_audio(self, path: Path, source: str, doc_hash: str, report: IngestReport,
+                   title: str | None = None) -> None:
         transcriber = self.runtime.transcriber if self.settings.transcribe_audio else None
         chunks = []
         # a long recording is one file for the outer bar: show how far into it we are
@@ -168,8 +193,8 @@ class Ingestor:
                   bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
             for i, seg in enumerate(read_spoken(path, self.vad, transcriber,
                                                 self.settings.audio_chunk_max_s)):
-                chunks.append(Chunk("audio", source, path.stem, seg.transcript, i, doc_hash,
-                                    start=round(seg.start, 3), end=round(seg.end, 3)))
+                chunks.append(Chunk("audio", source, title or path.stem, seg.transcript, i,
+                                    doc_hash, start=round(seg.start, 3), end=round(seg.end, 3)))
                 report.audio_seconds += seg.end - seg.start
                 bar.update(seg.end - bar.n)
         self._queue(_Prepared(source, doc_hash, chunks), report)
@@ -188,7 +213,10 @@ class Ingestor:
         with_text = [c for c in chunks if c.text]
         vectors = dict(zip((c.id for c in with_text),
                            self.runtime.embedder.embed([c.text for c in with_text]), strict=True))
-        points = [StoredPoint(c, {TEXT_VECTOR: vectors[c.id]} if c.id in vectors else {})
+        lexical = self.runtime.lexical
+        points = [StoredPoint(c, {TEXT_VECTOR: vectors[c.id],
+                                  SPARSE_VECTOR: lexical.document(c.text)}
+                              if c.id in vectors else {})
                   for c in chunks]
         store = self.runtime.store
         store.upsert(points)

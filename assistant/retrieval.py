@@ -1,4 +1,5 @@
-"""Query paths: text → embedding → search, and the spoken cascade (Whisper → text search)."""
+"""Query paths: text → embedding → search; spoken questions through integrated S2R (the
+default: one reduced-window encoder pass, n-best fused vector) or the plain cascade baseline."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.runtime import Runtime
-from assistant.store.base import TEXT_VECTOR, Hit
+from assistant.s2r import nbest_weights, query_vector
+from assistant.store.base import Hit
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,12 @@ class Retriever:
         self.runtime = runtime
 
     def search_text(self, query: str, top_k: int = 10, kind: str | None = None) -> SearchResult:
+        """The text retriever: MiniLM vector and BM25 terms of the query, fused by rank."""
         t0 = time.perf_counter()
-        vector = self.runtime.embedder.embed_one(query)
+        dense = self.runtime.embedder.embed_one(query)
+        sparse = self.runtime.lexical.query([query])
         t1 = time.perf_counter()
-        hits = self.runtime.store.search(vector, using=TEXT_VECTOR, top_k=top_k, kind=kind)
+        hits = self.runtime.store.search_fused(dense, sparse, top_k=top_k, kind=kind)
         t2 = time.perf_counter()
         return SearchResult(hits, None, {"embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3})
 
@@ -40,3 +44,22 @@ class Retriever:
             return SearchResult([], "", {"asr": (t1 - t0) * 1e3})
         result = self.search_text(transcript, top_k, kind)
         return SearchResult(result.hits, transcript, {"asr": (t1 - t0) * 1e3, **result.timings_ms})
+
+    def search_audio(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
+                     ) -> SearchResult:
+        """Integrated S2R: guarded reduced-window decode; the n-best list becomes a fused
+        dense vector and a weighted BM25 query, searched together and fused by rank."""
+        recognition = self.runtime.recognizer.recognize(audio)
+        if not recognition.hypotheses or not recognition.text:
+            return SearchResult([], "", recognition.timings_ms)
+        t0 = time.perf_counter()
+        weights = nbest_weights(recognition.hypotheses)
+        texts = [h.text for h in recognition.hypotheses]
+        dense = query_vector(recognition.hypotheses, self.runtime.embedder.embed)
+        sparse = self.runtime.lexical.query(texts, weights)
+        t1 = time.perf_counter()
+        hits = self.runtime.store.search_fused(dense, sparse, top_k=top_k, kind=kind)
+        t2 = time.perf_counter()
+        return SearchResult(hits, recognition.text, {**recognition.timings_ms,
+                                                     "embed": (t1 - t0) * 1e3,
+                                                     "search": (t2 - t1) * 1e3})

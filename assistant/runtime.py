@@ -7,6 +7,7 @@ store never loads Whisper, and nothing is loaded twice.  ``with_settings`` opens
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from assistant.settings import Settings
@@ -14,6 +15,8 @@ from assistant.settings import Settings
 if TYPE_CHECKING:
     from assistant.asr import Transcriber
     from assistant.embedder import TextEmbedder
+    from assistant.s2r import IntegratedRecognizer
+    from assistant.sparse import LexicalEncoder
     from assistant.store.base import Store
 
 
@@ -23,6 +26,7 @@ class Runtime:
         self.settings = settings
         self._embedder = embedder
         self._transcriber = transcriber
+        self._recognizer: IntegratedRecognizer | None = None
         self._store: Store | None = None
 
     @property
@@ -41,6 +45,21 @@ class Runtime:
             self._transcriber = Transcriber(self.settings)
         return self._transcriber
 
+    @cached_property
+    def lexical(self) -> LexicalEncoder:
+        from assistant.sparse import LexicalEncoder
+
+        return LexicalEncoder()
+
+    @property
+    def recognizer(self) -> IntegratedRecognizer:
+        """The integrated S2R decode; it shares the Whisper weights with ``transcriber``."""
+        if self._recognizer is None:
+            from assistant.s2r import IntegratedRecognizer
+
+            self._recognizer = IntegratedRecognizer(self.transcriber)
+        return self._recognizer
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -51,8 +70,10 @@ class Runtime:
 
     def with_settings(self, **changes: Any) -> Runtime:
         """A runtime over changed settings (e.g. another data dir) sharing the loaded models."""
-        return Runtime(self.settings.replace(**changes), embedder=self._embedder,
-                       transcriber=self._transcriber)
+        derived = Runtime(self.settings.replace(**changes), embedder=self._embedder,
+                          transcriber=self._transcriber)
+        derived._recognizer = self._recognizer
+        return derived
 
     def close(self) -> None:
         if self._store is not None:

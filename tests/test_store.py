@@ -97,3 +97,24 @@ def test_server_store_rejects_wrong_vector_size():
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(StoreError, match="cannot use Qdrant at http://127.0.0.1:9"):
         ServerStore.connect("http://127.0.0.1:9", None, "col", DIM)
+
+
+def test_fused_dense_and_sparse_search(store):
+    from assistant.sparse import LexicalEncoder
+
+    lexical = LexicalEncoder()
+    texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]
+    points = []
+    for i, text in enumerate(texts):
+        chunk = Chunk("text", f"d{i}", f"t{i}", text, 0, "h")
+        points.append(StoredPoint(chunk, {"text": unit(i), "bm25": lexical.document(text)}))
+    store.upsert(points)
+    # the dense leg points at d2, the sparse leg ("mocha") at d0: both come back, fused
+    hits = store.search_fused(unit(2), lexical.query(["where is mocha"]), top_k=3)
+    assert {h.payload["source"] for h in hits[:2]} == {"d0", "d2"}
+    # n-best query: a term in more (and likelier) readings weighs more
+    query = lexical.query(["mocha coffee", "mocha harbour"], [0.7, 0.3])
+    weights = dict(zip(query.indices, query.values, strict=True))
+    assert sorted(weights.values()) == pytest.approx([0.3, 0.7, 1.0])
+    # without a sparse query the dense leg alone ranks
+    assert store.search_fused(unit(1), lexical.query([""]), top_k=1)[0].payload["source"] == "d1"

@@ -8,10 +8,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.chunks import Chunk
+from assistant.sparse import SparseVector
 
 TEXT_VECTOR = "text"  # text embedding of a chunk's text, or of an audio chunk's transcript
 SPEECH_VECTOR = "speech"  # the S2R speech vector of an audio chunk
 VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
+SPARSE_VECTOR = "bm25"  # BM25 term weights of the same text (IDF applied by Qdrant)
+RRF_K = 60  # reciprocal-rank-fusion constant (the usual value from Cormack et al.)
 INDEXED_FIELDS = ("source", "kind", "doc_hash")
 
 
@@ -36,7 +39,7 @@ class StoreError(RuntimeError):
 @dataclass(frozen=True)
 class StoredPoint:
     chunk: Chunk
-    vectors: dict[str, np.ndarray]  # by vector name; a missing name stays empty in Qdrant
+    vectors: dict[str, np.ndarray | SparseVector]  # by name; a missing name stays empty
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ class Store(Protocol):
 
     def search(self, vector: np.ndarray, using: str = TEXT_VECTOR, top_k: int = 10,
                kind: str | None = None) -> list[Hit]: ...
+
+    def search_fused(self, dense: np.ndarray, sparse: SparseVector, top_k: int = 10,
+                     kind: str | None = None, depth: int = 50) -> list[Hit]:
+        """Dense (``text``) and sparse (``bm25``) searches of ``depth`` hits each, fused by
+        reciprocal rank in Qdrant."""
+        ...
 
     def sources(self, limit: int = 100_000) -> dict[str, int]:
         """Point count per source."""

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
+from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
+    RRF_K,
+    SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
     Hit,
@@ -25,6 +28,13 @@ from assistant.store.base import (
 )
 
 META_FILE = "s2r-collection.json"
+SCHEMA = 2  # 2: the bm25 sparse vector
+
+
+def _vector(value: np.ndarray | SparseVector) -> list[float] | qe.SparseVector:
+    if isinstance(value, SparseVector):
+        return qe.SparseVector(list(value.indices), list(value.values))
+    return np.asarray(value, np.float32).tolist()
 
 
 def _filter(**terms: str | None) -> qe.Filter | None:
@@ -52,10 +62,15 @@ class EdgeStore:
                     "S2R_COLLECTION or S2R_DATA_DIR"
                 )
             self._shard = qe.EdgeShard.load(str(self.path))
+            if meta.get("schema", 1) < SCHEMA:  # made before the sparse leg: add it
+                self._shard.update(qe.UpdateOperation.create_sparse_vector(
+                    SPARSE_VECTOR, modifier=qe.Modifier.Idf))
+                meta_path.write_text(json.dumps(meta | {"schema": SCHEMA}))
             return
         config = qe.EdgeConfig(
             vectors={name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
                      for name in VECTOR_NAMES},
+            sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         self.path.mkdir(parents=True, exist_ok=True)
         self._shard = qe.EdgeShard.create(str(self.path), config)
@@ -64,7 +79,7 @@ class EdgeStore:
                 name, qe.PayloadSchemaType.Keyword))
         self._shard.flush()
         # Written last: a directory without it is an interrupted creation, not a collection.
-        meta_path.write_text(json.dumps({"dim": dim, "model_id": model_id}))
+        meta_path.write_text(json.dumps({"dim": dim, "model_id": model_id, "schema": SCHEMA}))
 
     def upsert(self, points: list[StoredPoint]) -> None:
         if not points:
@@ -72,7 +87,7 @@ class EdgeStore:
         batch = [
             qe.Point(
                 p.chunk.id,
-                {name: np.asarray(v, np.float32).tolist() for name, v in p.vectors.items()},
+                {name: _vector(v) for name, v in p.vectors.items()},
                 p.chunk.payload(),
             )
             for p in points
@@ -100,6 +115,19 @@ class EdgeStore:
             params=self._params,
             with_payload=True,
         )
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {}))
+                for p in self._shard.query(request)]
+
+    def search_fused(self, dense: np.ndarray, sparse: SparseVector, top_k: int = 10,
+                     kind: str | None = None, depth: int = 50) -> list[Hit]:
+        selector = _filter(kind=kind)
+        legs = [qe.Prefetch(limit=depth, query=qe.Query.Nearest(_vector(dense), using=TEXT_VECTOR),
+                            params=self._params, filter=selector)]
+        if sparse:
+            legs.append(qe.Prefetch(limit=depth, filter=selector, query=qe.Query.Nearest(
+                _vector(sparse), using=SPARSE_VECTOR)))
+        request = qe.QueryRequest(limit=top_k, prefetches=legs, query=qe.Fusion.Rrf(k=RRF_K),
+                                  with_payload=True)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {}))
                 for p in self._shard.query(request)]
 

@@ -10,8 +10,11 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
+    RRF_K,
+    SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
     Hit,
@@ -22,6 +25,12 @@ from assistant.store.base import (
 )
 
 UPSERT_BATCH = 256
+
+
+def _vector(value: np.ndarray | SparseVector) -> list[float] | qm.SparseVector:
+    if isinstance(value, SparseVector):
+        return qm.SparseVector(indices=list(value.indices), values=list(value.values))
+    return np.asarray(value, np.float32).tolist()
 
 
 def _filter(**terms: str | None) -> qm.Filter | None:
@@ -51,6 +60,8 @@ class ServerStore:
                 collection,
                 vectors_config={name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
                                 for name in VECTOR_NAMES},
+                sparse_vectors_config={SPARSE_VECTOR: qm.SparseVectorParams(
+                    modifier=qm.Modifier.IDF)},
             )
             for name in () if self._local else INDEXED_FIELDS:
                 client.create_payload_index(collection, name, qm.PayloadSchemaType.KEYWORD)
@@ -81,7 +92,7 @@ class ServerStore:
             batch = [
                 qm.PointStruct(
                     id=p.chunk.id,
-                    vector={n: np.asarray(v, np.float32).tolist() for n, v in p.vectors.items()},
+                    vector={name: _vector(v) for name, v in p.vectors.items()},
                     payload=p.chunk.payload(),
                 )
                 for p in points[i : i + UPSERT_BATCH]
@@ -110,6 +121,20 @@ class ServerStore:
             query_filter=_filter(kind=kind),
             search_params=self._params,
             with_payload=True,
+        )
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+
+    def search_fused(self, dense: np.ndarray, sparse: SparseVector, top_k: int = 10,
+                     kind: str | None = None, depth: int = 50) -> list[Hit]:
+        selector = _filter(kind=kind)
+        legs = [qm.Prefetch(query=_vector(dense), using=TEXT_VECTOR, limit=depth,
+                            filter=selector, params=self._params)]
+        if sparse:
+            legs.append(qm.Prefetch(query=_vector(sparse), using=SPARSE_VECTOR, limit=depth,
+                                    filter=selector))
+        result = self.client.query_points(
+            self.collection, prefetch=legs, limit=top_k, with_payload=True,
+            query=qm.RrfQuery(rrf=qm.Rrf(k=RRF_K)),
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 

@@ -1,0 +1,171 @@
+"""Integrated S2R: one Whisper encoder pass sized to the utterance, a guarded n-best decode.
+
+The cascade pads every question to Whisper's 30 s window and spends most of its time encoding
+silence.  Here the encoder runs on the utterance plus a 2 s margin (the encoder accepts short
+inputs), and beam search decodes from that.  Short windows have known failure modes (the
+decoder repeats the sentence to fill the window, or drops words), so the decode is guarded:
+no-repeat n-grams, a repetition penalty and a token cap by duration; if the 1-best still shows
+a repeat, a high compression ratio, too many tokens or a hit cap, the padded 30 s pass runs
+instead.  The n-best list, with its probabilities, feeds an error-robust query vector
+(``query_vector``); the 1-best is the transcript for the generator.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.asr import Transcriber
+from assistant.audio import SAMPLE_RATE
+from assistant.metrics import normalize_words
+
+MARGIN_S = 2.0  # zeros after the utterance: Whisper expects to "hear" the end of speech
+MAX_WINDOW_S = 30.0  # the encoder's positional range
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = 5
+    n_best: int = 5
+    no_repeat_ngram_size: int = 3
+    repetition_penalty: float = 1.1
+    tokens_per_s: float = 4.0  # the cap: 4 tokens per second of speech + 10
+    cap_extra_tokens: int = 10
+    max_compression_ratio: float = 2.4
+    max_tokens_per_s: float = 3.5  # fallback when the 1-best exceeds 3.5 × seconds + 8 tokens
+    max_tokens_extra: int = 8
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    logprob: float  # total log-probability of the token sequence
+
+
+@dataclass
+class Recognition:
+    hypotheses: list[Hypothesis]  # best first
+    fallback: str | None  # the guard that sent this clip to the padded pass, if any
+    window_s: float  # encoder window actually used for the kept result
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.hypotheses[0].text if self.hypotheses else ""
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
+def repeats_word_ngram(text: str, n: int = 4) -> bool:
+    words = text.lower().split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+class IntegratedRecognizer:
+    """The reduced-window, guarded Whisper decode that serves both retrieval and transcript."""
+
+    def __init__(self, transcriber: Transcriber, config: DecodeConfig | None = None) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.config = config or DecodeConfig()
+        self.whisper = transcriber.model
+        self.model = self.whisper.model  # ctranslate2.models.Whisper
+        self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.model.is_multilingual,
+                                   task="transcribe",
+                                   language=transcriber.language if self.model.is_multilingual
+                                   else "en")
+        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+
+    def recognize(self, audio: np.ndarray) -> Recognition:
+        seconds = audio.size / SAMPLE_RATE
+        started = time.perf_counter()
+        window = min(seconds + MARGIN_S, MAX_WINDOW_S)
+        cap = int(self.config.tokens_per_s * seconds + self.config.cap_extra_tokens)
+        if seconds + MARGIN_S <= MAX_WINDOW_S:
+            features = self._features(audio, window)
+            hypotheses, tokens = self._decode(features, cap)
+            reason = self._guard(hypotheses[0].text if hypotheses else "", tokens, seconds, cap)
+            if reason is None:
+                return Recognition(hypotheses, None, window,
+                                   {"asr": (time.perf_counter() - started) * 1e3})
+        else:
+            reason = "longer than one window"
+        hypotheses, _ = self._decode(self._features(audio, MAX_WINDOW_S), cap=None)
+        return Recognition(hypotheses, reason, MAX_WINDOW_S,
+                           {"asr": (time.perf_counter() - started) * 1e3})
+
+    def _features(self, audio: np.ndarray, window_s: float) -> np.ndarray:
+        """Log-mel of the audio zero-padded (or cut) to ``window_s`` seconds."""
+        n = int(window_s * SAMPLE_RATE)
+        clip = np.zeros(n, np.float32)
+        clip[: min(n, audio.size)] = audio[:n]
+        features = self.whisper.feature_extractor(clip, padding=0)
+        frames = int(window_s * 100) // 2 * 2  # 100 frames/s; the encoder halves (stride 2)
+        return np.ascontiguousarray(features[:, :frames])
+
+    def _decode(self, features: np.ndarray, cap: int | None) -> tuple[list[Hypothesis], int]:
+        """n-best hypotheses (deduplicated, best first) and the 1-best's token count."""
+        import ctranslate2
+
+        encoded = self.model.encode(ctranslate2.StorageView.from_array(features[None]))
+        c = self.config
+        new_tokens = cap if cap is not None else self.whisper.max_length - len(self.prompt) - 1
+        result = self.model.generate(
+            encoded, [self.prompt],
+            beam_size=c.beam_size, num_hypotheses=c.n_best, return_scores=True,
+            no_repeat_ngram_size=c.no_repeat_ngram_size, repetition_penalty=c.repetition_penalty,
+            # max_length counts the prompt; this build stops at about half of it, so ask twice
+            max_length=min(self.whisper.max_length, 2 * (len(self.prompt) + new_tokens)),
+            suppress_blank=True, length_penalty=1.0,
+        )[0]
+        # Beams often differ only in case or punctuation: merge those (summing probability)
+        # so the n-best list holds different words.
+        merged: dict[tuple[str, ...], Hypothesis] = {}
+        for ids, score in zip(result.sequences_ids, result.scores, strict=True):
+            ids = ids[:new_tokens]
+            text = self.tokenizer.decode(ids).strip()
+            total = float(score) * len(ids)  # score is the length-normalised log-probability
+            key = tuple(normalize_words(text))
+            if key in merged:
+                kept = merged[key]
+                total = float(np.logaddexp(kept.logprob, total))
+                text = kept.text
+            merged[key] = Hypothesis(text, total)
+        tokens = len(result.sequences_ids[0]) if result.sequences_ids else 0
+        return list(merged.values()), tokens
+
+    def _guard(self, text: str, tokens: int, seconds: float, cap: int) -> str | None:
+        c = self.config
+        if tokens >= cap:
+            return "token cap hit"
+        if tokens > c.max_tokens_per_s * seconds + c.max_tokens_extra:
+            return "too many tokens for the duration"
+        if repeats_word_ngram(text):
+            return "repeated word 4-gram"
+        if compression_ratio(text) > c.max_compression_ratio:
+            return "compression ratio"
+        return None
+
+
+def nbest_weights(hypotheses: list[Hypothesis], temperature: float = 1.0) -> np.ndarray:
+    """Posterior-like weights of the n-best list (softmax over sequence log-probabilities)."""
+    if not hypotheses:
+        return np.zeros(0)
+    scores = np.array([h.logprob for h in hypotheses]) / temperature
+    weights = np.exp(scores - scores.max())
+    return weights / weights.sum()
+
+
+def query_vector(hypotheses: list[Hypothesis], embed, temperature: float = 1.0) -> np.ndarray:
+    """The n-best embeddings averaged by their weights: a word the recogniser is unsure of
+    contributes in proportion to how likely each reading is."""
+    vectors = embed([h.text for h in hypotheses])
+    fused = nbest_weights(hypotheses, temperature) @ vectors
+    return fused / max(float(np.linalg.norm(fused)), 1e-12)

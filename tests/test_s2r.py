@@ -1,0 +1,67 @@
+"""Integrated S2R: guards, reduced-window vs padded transcripts, n-best fusion."""
+
+import numpy as np
+import pytest
+
+from assistant.metrics import normalize_words
+from assistant.s2r import (
+    DecodeConfig,
+    Hypothesis,
+    IntegratedRecognizer,
+    compression_ratio,
+    nbest_weights,
+    query_vector,
+    repeats_word_ngram,
+)
+
+CLEAN = ["What is the highest mountain on Earth?",
+         "The first coffee house in London opened in the seventeenth century.",
+         "Please tell me who painted the ceiling of the Sistine Chapel."]
+
+
+def test_guards_trigger_on_a_synthetic_repeat(models):
+    recognizer = models.recognizer
+    looped = "the cat sat on the mat " * 4
+    assert repeats_word_ngram(looped) and compression_ratio(looped) > 2.4
+    assert recognizer._guard(looped, tokens=20, seconds=5.0, cap=40) == "repeated word 4-gram"
+    assert recognizer._guard("a fine answer", tokens=40, seconds=5.0, cap=40) == "token cap hit"
+    assert recognizer._guard("a fine answer", tokens=30, seconds=5.0, cap=40) == \
+        "too many tokens for the duration"
+    assert recognizer._guard("where was coffee first grown", 8, 2.0, 18) is None
+    assert not repeats_word_ngram("to be or not to be")
+
+
+def test_reduced_window_matches_the_padded_pass_on_clean_speech(models, speak):
+    for sentence in CLEAN:
+        audio = speak(sentence)
+        recognition = models.recognizer.recognize(audio)
+        assert recognition.fallback is None
+        assert recognition.window_s < 10  # utterance + 2 s, not 30 s
+        padded = models.transcriber.transcribe(audio).text
+        assert normalize_words(recognition.text) == normalize_words(padded)
+        words = [tuple(normalize_words(h.text)) for h in recognition.hypotheses]
+        assert len(set(words)) == len(words)  # case/punctuation variants merged
+        assert all(h.logprob <= 0 for h in recognition.hypotheses)
+
+
+def test_a_tripped_guard_falls_back_to_the_padded_pass(models, speak):
+    strict = IntegratedRecognizer(models.transcriber, DecodeConfig(tokens_per_s=0,
+                                                                   cap_extra_tokens=3))
+    audio = speak(CLEAN[1])
+    recognition = strict.recognize(audio)
+    assert recognition.fallback == "token cap hit" and recognition.window_s == 30.0
+    assert "coffee house in london" in recognition.text.lower()  # the full sentence came back
+
+
+def test_nbest_fusion(models):
+    hyps = [Hypothesis("where was coffee first grown", -1.0),
+            Hypothesis("where was coffee first thrown", -2.0)]
+    w = nbest_weights(hyps)
+    assert w.sum() == pytest.approx(1.0) and w[0] > w[1]
+    assert w[0] / w[1] == pytest.approx(np.e)
+    embed = models.embedder.embed
+    fused = query_vector(hyps, embed)
+    single = embed([hyps[0].text])[0]
+    assert np.linalg.norm(fused) == pytest.approx(1.0, abs=1e-5)
+    assert 0.9 < float(fused @ single) < 1.0  # mostly the best reading, a little of the next
+    assert float(query_vector(hyps[:1], embed) @ single) == pytest.approx(1.0, abs=1e-5)
