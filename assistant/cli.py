@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("out_dir", metavar="OUT_DIR")
     build.add_argument("--queries", type=int, default=600, help="spoken queries (default 600)")
     build.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    build.add_argument("--split", choices=["eval", "train"], default="eval",
+                       help="draw queries from eval-split articles (the benchmark, default) or "
+                       "train-split ones (a tuning set: tune there, never on eval queries)")
     build.add_argument("--max-passages", type=int, default=0,
                        help="cap the corpus (targets kept), for quick trials; 0 = all")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -268,7 +271,7 @@ def cmd_bench(runtime, args) -> int:
     from assistant.bench_build import build
 
     summary = build(Path(args.out_dir), args.queries, args.seed, args.max_passages or None,
-                    progress=not args.no_progress and sys.stderr.isatty())
+                    progress=not args.no_progress and sys.stderr.isatty(), split=args.split)
     print(f"wrote {args.out_dir}: {summary['queries']} queries x {len(summary['conditions'])} "
           f"conditions over {summary['passages']} passages in {summary['build_seconds']} s")
     return EXIT_OK

@@ -55,9 +55,10 @@ class Runtime:
     def recognizer(self) -> IntegratedRecognizer:
         """The integrated S2R decode; it shares the Whisper weights with ``transcriber``."""
         if self._recognizer is None:
-            from assistant.s2r import IntegratedRecognizer
+            from assistant.s2r import DecodeConfig, IntegratedRecognizer
 
-            self._recognizer = IntegratedRecognizer(self.transcriber)
+            self._recognizer = IntegratedRecognizer(self.transcriber,
+                                                    DecodeConfig.from_settings(self.settings))
         return self._recognizer
 
     @property

@@ -22,7 +22,6 @@ from assistant.asr import Transcriber
 from assistant.audio import SAMPLE_RATE
 from assistant.metrics import normalize_words
 
-MARGIN_S = 2.0  # zeros after the utterance: Whisper expects to "hear" the end of speech
 MAX_WINDOW_S = 30.0  # the encoder's positional range
 
 
@@ -30,6 +29,7 @@ MAX_WINDOW_S = 30.0  # the encoder's positional range
 class DecodeConfig:
     beam_size: int = 5
     n_best: int = 5
+    margin_s: float = 2.0  # zeros after the utterance: Whisper expects to "hear" speech end
     no_repeat_ngram_size: int = 3
     repetition_penalty: float = 1.1
     tokens_per_s: float = 4.0  # the cap: 4 tokens per second of speech + 10
@@ -37,6 +37,11 @@ class DecodeConfig:
     max_compression_ratio: float = 2.4
     max_tokens_per_s: float = 3.5  # fallback when the 1-best exceeds 3.5 × seconds + 8 tokens
     max_tokens_extra: int = 8
+
+    @classmethod
+    def from_settings(cls, settings) -> DecodeConfig:
+        return cls(beam_size=settings.s2r_beam_size, n_best=settings.s2r_n_best,
+                   margin_s=settings.s2r_margin_s)
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,10 @@ class IntegratedRecognizer:
     def recognize(self, audio: np.ndarray) -> Recognition:
         seconds = audio.size / SAMPLE_RATE
         started = time.perf_counter()
-        window = min(seconds + MARGIN_S, MAX_WINDOW_S)
+        margin = self.config.margin_s
+        window = min(seconds + margin, MAX_WINDOW_S)
         cap = int(self.config.tokens_per_s * seconds + self.config.cap_extra_tokens)
-        if seconds + MARGIN_S <= MAX_WINDOW_S:
+        if seconds + margin <= MAX_WINDOW_S:
             features = self._features(audio, window)
             hypotheses, tokens = self._decode(features, cap)
             reason = self._guard(hypotheses[0].text if hypotheses else "", tokens, seconds, cap)
@@ -119,7 +125,8 @@ class IntegratedRecognizer:
         new_tokens = cap if cap is not None else self.whisper.max_length - len(self.prompt) - 1
         result = self.model.generate(
             encoded, [self.prompt],
-            beam_size=c.beam_size, num_hypotheses=c.n_best, return_scores=True,
+            beam_size=c.beam_size, num_hypotheses=min(c.n_best, c.beam_size),
+            return_scores=True,
             no_repeat_ngram_size=c.no_repeat_ngram_size, repetition_penalty=c.repetition_penalty,
             # max_length counts the prompt; this build stops at about half of it, so ask twice
             max_length=min(self.whisper.max_length, 2 * (len(self.prompt) + new_tokens)),

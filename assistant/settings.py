@@ -51,6 +51,10 @@ class Settings:
     whisper_compute_type: str = "int8"
     asr_language: str = "en"
     asr_beam_size: int = 5
+    # Integrated S2R decode (reduced window): beam width, n-best size, zeros after the speech.
+    s2r_beam_size: int = 5
+    s2r_n_best: int = 5
+    s2r_margin_s: float = 2.0
     embedder_model: str = ""
     embedder_backend: str = "ct2"  # "ct2" (int8, converted once into cache_dir) or "torch"
     embed_batch_size: int = 8

@@ -141,3 +141,13 @@ def test_bench_build_small(tmp_path):
     with av.open(str(tmp_path / "dev/phone" / queries[0]["audio"])) as container:
         assert container.streams.audio[0].rate == 8000
     assert (tmp_path / "dev/README.md").read_text().count("flite:") == 3
+
+
+def test_tuning_sets_never_touch_the_eval_split():
+    from assistant.bench_build import choose_queries
+
+    wiki = load_summaries()
+    tune = choose_queries(wiki, 30, seed=1, split="train")
+    bench = choose_queries(wiki, 30, seed=1, split="eval")
+    assert not any(in_eval_split(q.target) for q in tune)
+    assert all(in_eval_split(q.target) for q in bench)
