@@ -15,6 +15,10 @@ SPEECH_VECTOR = "speech"  # the S2R speech vector of an audio chunk
 VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
 SPARSE_VECTOR = "bm25"  # BM25 term weights of the same text (IDF applied by Qdrant)
 RRF_K = 60  # reciprocal-rank-fusion constant (the usual value from Cormack et al.)
+# A hit found by one leg only scores 1/(k + rank), so rank r of the dense leg and rank r of the
+# sparse leg tie exactly, and Qdrant orders ties arbitrarily (run-to-run MRR jitter). Weighting
+# the sparse leg a hair lower breaks such ties in favour of the dense leg, deterministically.
+RRF_WEIGHTS = (1.0, 0.999)
 INDEXED_FIELDS = ("source", "kind", "doc_hash")
 
 

@@ -17,6 +17,7 @@ from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
     RRF_K,
+    RRF_WEIGHTS,
     SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
@@ -126,8 +127,8 @@ class EdgeStore:
         if sparse:
             legs.append(qe.Prefetch(limit=depth, filter=selector, query=qe.Query.Nearest(
                 _vector(sparse), using=SPARSE_VECTOR)))
-        request = qe.QueryRequest(limit=top_k, prefetches=legs, query=qe.Fusion.Rrf(k=RRF_K),
-                                  with_payload=True)
+        fusion = qe.Fusion.Rrf(k=RRF_K, weights=list(RRF_WEIGHTS[: len(legs)]))
+        request = qe.QueryRequest(limit=top_k, prefetches=legs, query=fusion, with_payload=True)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {}))
                 for p in self._shard.query(request)]
 

@@ -14,6 +14,7 @@ from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
     RRF_K,
+    RRF_WEIGHTS,
     SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
@@ -134,7 +135,7 @@ class ServerStore:
                                     filter=selector))
         result = self.client.query_points(
             self.collection, prefetch=legs, limit=top_k, with_payload=True,
-            query=qm.RrfQuery(rrf=qm.Rrf(k=RRF_K)),
+            query=qm.RrfQuery(rrf=qm.Rrf(k=RRF_K, weights=list(RRF_WEIGHTS[: len(legs)]))),
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
