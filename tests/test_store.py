@@ -87,6 +87,15 @@ def test_edge_store_persists_and_rejects_other_models(tmp_path):
         EdgeStore(tmp_path / "col", 16, "bigger-model")
 
 
+def test_edge_store_in_use_by_another_handle_is_a_clear_error(tmp_path):
+    first = EdgeStore(tmp_path / "col", DIM, "test-model")
+    first.close()
+    first = EdgeStore(tmp_path / "col", DIM, "test-model")
+    with pytest.raises(StoreError, match="open in another s2r process"):
+        EdgeStore(tmp_path / "col", DIM, "test-model")
+    first.close()
+
+
 def test_server_store_rejects_wrong_vector_size():
     client = QdrantClient(location=":memory:")
     ServerStore(client, "col", DIM, ":memory:")

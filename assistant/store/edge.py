@@ -47,6 +47,17 @@ def _filter(**terms: str | None) -> qe.Filter | None:
                      must_not=[match(k, v) for k, v in must_not] or None)
 
 
+def _load(path: Path) -> qe.EdgeShard:
+    try:
+        return qe.EdgeShard.load(str(path))
+    except Exception as exc:  # the engine raises a bare Exception with the WAL error text
+        if "WouldBlock" in str(exc):
+            raise StoreError(f"collection at {path} is open in another s2r process (its "
+                             "write-ahead log is locked); wait for it or use another "
+                             "S2R_DATA_DIR") from exc
+        raise StoreError(f"cannot open the collection at {path}: {exc}") from exc
+
+
 class EdgeStore:
     """The embedded default store; one directory holds the whole collection."""
 
@@ -62,7 +73,7 @@ class EdgeStore:
                     f"({meta['dim']}-d), not of {model_id} ({dim}-d): use another "
                     "S2R_COLLECTION or S2R_DATA_DIR"
                 )
-            self._shard = qe.EdgeShard.load(str(self.path))
+            self._shard = _load(self.path)
             if meta.get("schema", 1) < SCHEMA:  # made before the sparse leg: add it
                 self._shard.update(qe.UpdateOperation.create_sparse_vector(
                     SPARSE_VECTOR, modifier=qe.Modifier.Idf))
