@@ -55,7 +55,7 @@ class Retriever:
         t0 = time.perf_counter()
         weights = nbest_weights(recognition.hypotheses)
         texts = [h.text for h in recognition.hypotheses]
-        dense = query_vector(recognition.hypotheses, self.runtime.embedder.embed)
+        dense = query_vector(recognition.hypotheses, self.runtime.embedder.embed, weights)
         sparse = self.runtime.lexical.query(texts, weights)
         t1 = time.perf_counter()
         hits = self.runtime.store.search_fused(dense, sparse, top_k=top_k, kind=kind)

@@ -170,9 +170,10 @@ def nbest_weights(hypotheses: list[Hypothesis], temperature: float = 1.0) -> np.
     return weights / weights.sum()
 
 
-def query_vector(hypotheses: list[Hypothesis], embed, temperature: float = 1.0) -> np.ndarray:
-    """The n-best embeddings averaged by their weights: a word the recogniser is unsure of
-    contributes in proportion to how likely each reading is."""
+def query_vector(hypotheses: list[Hypothesis], embed, weights: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """The n-best embeddings averaged by their weights (default ``nbest_weights``): a word the
+    recogniser is unsure of contributes in proportion to how likely each reading is."""
     vectors = embed([h.text for h in hypotheses])
-    fused = nbest_weights(hypotheses, temperature) @ vectors
+    fused = (nbest_weights(hypotheses) if weights is None else weights) @ vectors
     return fused / max(float(np.linalg.norm(fused)), 1e-12)

@@ -122,7 +122,7 @@ class EdgeStore:
                kind: str | None = None) -> list[Hit]:
         request = qe.QueryRequest(
             limit=top_k,
-            query=qe.Query.Nearest(np.asarray(vector, np.float32).tolist(), using=using),
+            query=qe.Query.Nearest(_vector(vector), using=using),
             filter=_filter(kind=kind),
             params=self._params,
             with_payload=True,

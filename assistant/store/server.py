@@ -116,7 +116,7 @@ class ServerStore:
                kind: str | None = None) -> list[Hit]:
         result = self.client.query_points(
             self.collection,
-            query=np.asarray(vector, np.float32).tolist(),
+            query=_vector(vector),
             using=using,
             limit=top_k,
             query_filter=_filter(kind=kind),
