@@ -83,10 +83,6 @@ def decode_audio(source: AudioSource) -> np.ndarray:
     return np.concatenate(list(iter_audio_blocks(source)))
 
 
-def duration_seconds(samples: np.ndarray) -> float:
-    return samples.size / SAMPLE_RATE
-
-
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
     """Write float32 mono samples as 16-bit PCM WAV (what tools and tests hand to s2r)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")

@@ -27,7 +27,6 @@ import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from assistant.ingest import Ingestor
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 from assistant.store.base import TEXT_VECTOR, StoredPoint
+from assistant.tts import synthesize
 from assistant.wiki_corpus import load_summaries
 from connectors import TextDocument
 
@@ -350,13 +350,8 @@ def pick_sentences(wiki: dict[str, dict[str, str]], count: int, seed: int) -> li
     return out
 
 
-def speak(text: str, workdir: Path) -> np.ndarray:
-    """One sentence through espeak-ng, decoded to 16 kHz mono float32."""
-    (workdir / "say.txt").write_text(text, encoding="utf-8")
-    wav = workdir / "say.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav),
-                    "-f", str(workdir / "say.txt")], check=True, capture_output=True)
-    return decode_audio(wav)
+def speak(text: str) -> np.ndarray:
+    return synthesize(text, "espeak-ng:en-us", rate_wpm=160)
 
 
 def build_corpus(wiki: dict[str, dict[str, str]], folder: Path, files: int, sentences: int,
@@ -368,7 +363,7 @@ def build_corpus(wiki: dict[str, dict[str, str]], folder: Path, files: int, sent
     for f in range(files):
         parts: list[np.ndarray] = [pause]
         for text in texts[f * sentences : (f + 1) * sentences]:
-            parts += [speak(text, folder.parent), pause]
+            parts += [speak(text), pause]
         audio = np.concatenate(parts)
         write_wav(folder / f"talk{f:02d}.wav", audio)
         total += audio.size
@@ -437,7 +432,7 @@ def bench_query(threads: int, repeats: int) -> dict[str, Any]:
         runtime = Runtime(make_settings(tmp / "data", threads))
         Ingestor(runtime).ingest_paths([str(REPO / "samples/docs"), str(REPO / "samples/speech")],
                                        progress=False)
-        clips = [speak(q, tmp) for q in QUERY_QUESTIONS]
+        clips = [speak(q) for q in QUERY_QUESTIONS]
         retriever = Retriever(runtime)
         retriever.search_audio_cascade(clips[0])  # warm-up
         stages: dict[str, list[float]] = {"asr": [], "embed": [], "search": [], "total": []}

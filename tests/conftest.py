@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from assistant.audio import SAMPLE_RATE, decode_audio
+from assistant.audio import SAMPLE_RATE
 from assistant.runtime import Runtime
 from assistant.settings import Settings
+from assistant.tts import synthesize
 from assistant.wiki_corpus import load_summaries
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,28 +38,16 @@ def runtime(models, tmp_path) -> Runtime:
     rt.close()
 
 
-def _espeak(text: str, path: Path, voice: str = "en-us", speed: int = 160) -> None:
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed (run `make test`, which installs it)")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
-                   check=True, capture_output=True)
-
-
 @pytest.fixture(scope="session")
-def speech_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("speech")
-
-
-@pytest.fixture(scope="session")
-def speak(speech_dir):
-    """speak(text, voice=…) -> float32 16 kHz audio of real synthesized speech (cached)."""
+def speak():
+    """speak(text, voice=…) -> float32 16 kHz audio of real espeak-ng speech (cached)."""
+    cache: dict[tuple[str, str, int], np.ndarray] = {}
 
     def _speak(text: str, voice: str = "en-us", speed: int = 160) -> np.ndarray:
-        key = hashlib.sha1(f"{voice}|{speed}|{text}".encode()).hexdigest()[:16]
-        path = speech_dir / f"{key}.wav"
-        if not path.exists():
-            _espeak(text, path, voice, speed)
-        return decode_audio(path)
+        key = (text, voice, speed)
+        if key not in cache:
+            cache[key] = synthesize(text, f"espeak-ng:{voice}", rate_wpm=speed)
+        return cache[key]
 
     return _speak
 
