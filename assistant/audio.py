@@ -83,15 +83,23 @@ def decode_audio(source: AudioSource) -> np.ndarray:
     return np.concatenate(list(iter_audio_blocks(source)))
 
 
-def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+def write_wav(path: str | Path | BinaryIO, samples: np.ndarray, rate: int = SAMPLE_RATE
+              ) -> str | Path | BinaryIO:
     """Write float32 mono samples as 16-bit PCM WAV (what tools and tests hand to s2r)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as fh:
+    with wave.open(path if hasattr(path, "write") else str(path), "wb") as fh:
         fh.setnchannels(1)
         fh.setsampwidth(2)
         fh.setframerate(rate)
         fh.writeframes(pcm.tobytes())
-    return Path(path)
+    return path
+
+
+def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    """The samples as a WAV file in memory (for uploads and OpenAI ``input_audio`` parts)."""
+    buffer = io.BytesIO()
+    write_wav(buffer, samples, rate)
+    return buffer.getvalue()
 
 
 def write_flac(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:

@@ -31,13 +31,17 @@ examples:
   s2r ingest docs/ talks/keynote.flac        ingest a folder and a recording
   s2r search "who painted the Mona Lisa"      typed question
   s2r search --audio question.wav --json      spoken question, JSON hits
+  s2r ask --audio question.wav                spoken question, grounded answer
+  s2r ask "why did the Titanic sink" --json   typed question, JSON answer with sources
+  s2r serve --port 8000                       HTTP: OpenAI-compatible chat + retrieval
   s2r stats                                   what the collection holds
   s2r delete docs/old.md                      remove one source's chunks
   s2r bench build bench/                      build the spoken dev benchmark
   s2r eval bench/clean bench/noise --systems transcript,cascade --out results.json
 
 configuration: env vars S2R_* (e.g. S2R_DATA_DIR, S2R_QDRANT_URL, S2R_WHISPER_MODEL,
-S2R_EMBEDDER_MODEL) or a TOML file (S2R_CONFIG, default DATA_DIR/config.toml); see README.
+S2R_EMBEDDER_MODEL, S2R_LLM_URL) or a TOML file (S2R_CONFIG, default DATA_DIR/config.toml);
+see README.
 """
 
 
@@ -78,6 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--cascade", action="store_true",
                         help="spoken question through the plain cascade (30 s padded Whisper, "
                         "then text search) instead of integrated S2R")
+
+    ask = sub.add_parser(
+        "ask", help="a grounded answer, with numbered sources, to a typed or spoken question",
+        description="Retrieve sources for the question (spoken: integrated S2R, whose "
+        "transcript becomes the question the model reads), then stream an answer that cites "
+        "them as [n]. The model is S2R_LLM_URL if set, else the bundled local model "
+        "(llama-cpp-python, started and stopped by s2r), else an extractive answer quoting "
+        "the best sentences, labelled as such.")
+    ask.add_argument("query", nargs="?", help="typed question")
+    ask.add_argument("--audio", metavar="FILE", help="spoken question (any audio format)")
+    ask.add_argument("--top-k", type=int, metavar="K",
+                     help="sources offered to the model (default S2R_ANSWER_TOP_K = 3)")
+    ask.add_argument("--no-llm", action="store_true",
+                     help="answer extractively, without starting or calling a model")
+    ask.add_argument("--json", action="store_true",
+                     help="print one JSON object: question, transcript, answer, mode, cited, "
+                     "sources, timings_ms, error")
+
+    serve = sub.add_parser(
+        "serve", help="HTTP service: OpenAI-compatible chat completions, retrieve, ingest",
+        description="Serve POST /v1/chat/completions (OpenAI-compatible; spoken questions as "
+        "input_audio parts; answers carry `sources`), POST /v1/retrieve, POST /v1/ingest and "
+        "GET /healthz, with OpenAPI docs at /docs. Set S2R_API_KEY to require a bearer token.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
     stats = sub.add_parser("stats", help="what the collection holds")
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -147,12 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:  # turn known failures into one line instead of a traceback
         from assistant.audio import AudioDecodeError
+        from assistant.local_llm import LocalLLMError
         from assistant.models import ModelNotFoundError
         from assistant.store.base import StoreError
         from assistant.tts import TTSError
 
         known = (AudioDecodeError, ModelNotFoundError, StoreError, SettingsError, TTSError,
-                 FileNotFoundError)
+                 FileNotFoundError, LocalLLMError)
         if isinstance(exc, known):
             return _fail(str(exc), EXIT_FAILED)
         raise
@@ -212,10 +243,79 @@ def cmd_search(runtime, args) -> int:
         print("no results" + (" (nothing recognised)" if result.transcript == "" else ""))
     for rank, hit in enumerate(result.hits, 1):
         h = hit.to_json()
-        span = f" [{h['start']:.1f}-{h['end']:.1f} s]" if h["start"] is not None else ""
-        print(f"{rank:2d}. {h['score']:.3f}  {h['kind']:<5} {h['title']}{span}  ({h['source']})")
+        print(f"{rank:2d}. {h['score']:.3f}  {h['kind']:<5} {h['title']}{_span(h)}  "
+              f"({h['source']})")
         snippet = textwrap.shorten(h["text"] or "", width=160, placeholder=" …")
         print(textwrap.indent(snippet, " " * 11))
+    return EXIT_OK
+
+
+def cmd_ask(runtime, args) -> int:
+    from assistant.answering import Answerer, Question, QuestionError
+    from assistant.audio import decode_audio
+
+    if bool(args.query) == bool(args.audio):
+        return _fail("give either a QUESTION or --audio FILE", EXIT_USAGE)
+    if args.top_k is not None and args.top_k < 1:
+        return _fail("--top-k must be at least 1", EXIT_USAGE)
+    if args.no_llm:
+        runtime.settings = runtime.settings.replace(llm_url="", llm_gguf="none")
+    answerer = Answerer(runtime)
+    try:
+        question = (Question(audio=decode_audio(args.audio)) if args.audio
+                    else Question(text=args.query))
+        if not args.json:
+            print(f"model: {runtime.llm.description}", file=sys.stderr)
+        answer = answerer.answer(question, None if args.json else _print_delta,
+                                 None if args.json else _print_heard, top_k=args.top_k)
+    except QuestionError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    finally:
+        answerer.close()
+    if args.json:
+        print(json.dumps({
+            "question": answer.question, "transcript": answer.transcript, "answer": answer.text,
+            "mode": answer.mode, "cited": answer.cited,
+            "sources": [{"number": i, **h.to_json()} for i, h in enumerate(answer.sources, 1)],
+            "timings_ms": {k: round(v, 1) for k, v in answer.timings_ms.items()},
+            "error": answer.error}, ensure_ascii=False))
+        return EXIT_OK
+    print()
+    if answer.error:
+        print(f"s2r: warning: {answer.error}", file=sys.stderr)
+    if answer.sources:
+        print("\nsources:")
+    for number, hit in enumerate(answer.sources, 1):
+        h = hit.to_json()
+        mark = "*" if number in answer.cited else " "  # * = cited by the answer
+        print(f"{mark}[{number}] {h['title']}{_span(h)}  ({h['source']})")
+    return EXIT_OK
+
+
+def _span(hit: dict) -> str:
+    return f" [{hit['start']:.1f}-{hit['end']:.1f} s]" if hit["start"] is not None else ""
+
+
+def _print_heard(prepared) -> None:
+    if prepared.transcript is not None:
+        print(f'heard: "{prepared.transcript}"\n')
+
+
+def _print_delta(delta: str) -> None:
+    print(delta, end="", flush=True)
+
+
+def cmd_serve(runtime, args) -> int:
+    try:
+        import uvicorn
+
+        from assistant.http_api import create_app
+    except ImportError as exc:
+        return _fail(f"the HTTP service needs the server extra: pip install 's2r[server]' "
+                     f"({exc.name} is missing)", EXIT_FAILED)
+    print(f"s2r: serving on http://{args.host}:{args.port} (docs at /docs); loading models …",
+          file=sys.stderr)
+    uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
 
 
@@ -277,8 +377,8 @@ def cmd_bench(runtime, args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "stats": cmd_stats, "delete": cmd_delete,
-            "eval": cmd_eval, "bench": cmd_bench}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "serve": cmd_serve,
+            "stats": cmd_stats, "delete": cmd_delete, "eval": cmd_eval, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

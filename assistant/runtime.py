@@ -15,6 +15,7 @@ from assistant.settings import Settings
 if TYPE_CHECKING:
     from assistant.asr import Transcriber
     from assistant.embedder import TextEmbedder
+    from assistant.llm import LLMBackend
     from assistant.s2r import IntegratedRecognizer
     from assistant.sparse import LexicalEncoder
     from assistant.store.base import Store
@@ -28,6 +29,7 @@ class Runtime:
         self._transcriber = transcriber
         self._recognizer: IntegratedRecognizer | None = None
         self._store: Store | None = None
+        self._llm: LLMBackend | None = None
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -69,6 +71,15 @@ class Runtime:
             self._store = open_store(self.settings, self.embedder.dim, self.embedder.model_id)
         return self._store
 
+    @property
+    def llm(self) -> LLMBackend:
+        """The answer model; the first use may start the local model server (seconds)."""
+        if self._llm is None:
+            from assistant.llm import open_llm
+
+            self._llm = open_llm(self.settings)
+        return self._llm
+
     def with_settings(self, **changes: Any) -> Runtime:
         """A runtime over changed settings (e.g. another data dir) sharing the loaded models."""
         derived = Runtime(self.settings.replace(**changes), embedder=self._embedder,
@@ -77,6 +88,9 @@ class Runtime:
         return derived
 
     def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
         if self._store is not None:
             self._store.close()
             self._store = None

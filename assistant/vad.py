@@ -8,7 +8,7 @@ push audio as it arrives, get back every segment that has closed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,13 +44,18 @@ class SpeechSegment:
     end: float
     audio: np.ndarray  # float32 16 kHz mono, padding included
     voiced_ms: int
+    speech_end: float  # end of the last voiced frame (``end`` minus the trailing padding)
 
 
 class SpeechSegmenter:
     """Streaming speech segmentation; ``push`` audio, receive closed segments."""
 
-    def __init__(self, config: VadConfig | None = None) -> None:
+    def __init__(self, config: VadConfig | None = None,
+                 voice_gate: Callable[[np.ndarray], bool] | None = None) -> None:
+        """``voice_gate(frame)`` can veto a voiced frame (the voice loop uses it to ignore the
+        assistant's own voice coming back through the microphone)."""
         self.config = config or VadConfig()
+        self._voice_gate = voice_gate
         self._vad = webrtcvad.Vad(self.config.aggressiveness)
         self._frame = SAMPLE_RATE * self.config.frame_ms // 1000
         frames = lambda ms: max(1, ms // self.config.frame_ms)  # noqa: E731
@@ -75,6 +80,24 @@ class SpeechSegmenter:
         """True while a segment is open (the user is talking)."""
         return self._current is not None
 
+    @property
+    def voiced_ms(self) -> int:
+        """Voiced time in the open segment so far (0 when none is open)."""
+        return sum(v for _, v in self._current) * self.config.frame_ms if self._current else 0
+
+    @property
+    def onset_s(self) -> float | None:
+        """Stream time of the open segment's first voiced frame."""
+        if not self._current:
+            return None
+        first = next(i for i, (_, voiced) in enumerate(self._current) if voiced)
+        return (self._current_start + first) * self.config.frame_ms / 1000
+
+    @property
+    def time_s(self) -> float:
+        """Stream time of the audio pushed so far, in whole frames."""
+        return self._frame_index * self.config.frame_ms / 1000
+
     def push(self, samples: np.ndarray) -> list[SpeechSegment]:
         """Feed float32 16 kHz mono samples; return the segments that closed."""
         data = np.concatenate([self._leftover, np.asarray(samples, np.float32)])
@@ -97,7 +120,9 @@ class SpeechSegmenter:
 
     def _is_speech(self, frame: np.ndarray) -> bool:
         pcm = (np.clip(frame, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-        return self._vad.is_speech(pcm, SAMPLE_RATE)
+        if not self._vad.is_speech(pcm, SAMPLE_RATE):
+            return False
+        return self._voice_gate is None or self._voice_gate(frame)
 
     def _step(self, frame: np.ndarray, voiced: bool) -> SpeechSegment | None:
         index = self._frame_index
@@ -129,11 +154,13 @@ class SpeechSegmenter:
         if not frames or voiced < self._min_voiced:
             return None
         ms = self.config.frame_ms
+        last_voiced = max(i for i, (_, v) in enumerate(frames) if v)
         return SpeechSegment(
             start=start * ms / 1000,
             end=(start + len(frames)) * ms / 1000,
             audio=np.concatenate([f for f, _ in frames]),
             voiced_ms=voiced * ms,
+            speech_end=(start + last_voiced + 1) * ms / 1000,
         )
 
 
@@ -144,3 +171,9 @@ def segment_stream(blocks: Iterable[np.ndarray], config: VadConfig | None = None
     for block in blocks:
         yield from segmenter.push(block)
     yield from segmenter.flush()
+
+
+def contains_speech(audio: np.ndarray, config: VadConfig | None = None) -> bool:
+    """Whether any segment of real speech is present: Whisper "hears" words like "you" in
+    silence, so a spoken query is gated on this before it is recognised."""
+    return next(segment_stream([audio], config), None) is not None

