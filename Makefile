@@ -6,10 +6,12 @@ DEMO_DIR ?= .s2r-demo
 setup:
 	@bash scripts/setup.sh
 
-# Ingest the bundled sample (3 documents + 2 recordings), ask the bundled spoken question.
+# Ingest the bundled sample (3 documents + 2 recordings), search with the bundled spoken
+# question, then answer it with the bundled local model.
 demo: setup
 	.venv/bin/s2r --data-dir $(DEMO_DIR) ingest --no-progress samples/docs samples/speech
 	.venv/bin/s2r --data-dir $(DEMO_DIR) search --audio samples/question.flac --top-k 3
+	.venv/bin/s2r --data-dir $(DEMO_DIR) ask --audio samples/question.flac
 
 test: setup
 	.venv/bin/ruff check .
