@@ -58,7 +58,7 @@ class SpeechSegmenter:
         self._voice_gate = voice_gate
         self._vad = webrtcvad.Vad(self.config.aggressiveness)
         self._frame = SAMPLE_RATE * self.config.frame_ms // 1000
-        frames = lambda ms: max(1, ms // self.config.frame_ms)  # noqa: E731
+        frames = lambda ms: max(1, -(-ms // self.config.frame_ms))  # noqa: E731 (round up)
         self._pad_frames = frames(self.config.padding_ms)
         self._end_frames = frames(self.config.end_silence_ms)
         self._min_voiced = frames(self.config.min_speech_ms)
@@ -177,3 +177,26 @@ def contains_speech(audio: np.ndarray, config: VadConfig | None = None) -> bool:
     """Whether any segment of real speech is present: Whisper "hears" words like "you" in
     silence, so a spoken query is gated on this before it is recognised."""
     return next(segment_stream([audio], config), None) is not None
+
+
+PITCH_LAGS = (40, 200)  # autocorrelation lags in samples: 400 Hz down to 80 Hz at 16 kHz
+PERIODIC = 0.5  # normalised autocorrelation peak above which a frame is voiced speech
+
+
+def periodicity(frame: np.ndarray) -> float:
+    """Peak normalised autocorrelation at pitch lags: ~0.8-1.0 for voiced speech, ~0.15 for
+    coughs, knocks and noise, which WebRTC VAD can still call speech."""
+    x = frame - frame.mean()
+    spectrum = np.fft.rfft(x, 2 * len(x))
+    r = np.fft.irfft(spectrum * np.conj(spectrum))[:PITCH_LAGS[1] + 1]
+    if r[0] <= 1e-6:
+        return 0.0
+    lags = np.arange(PITCH_LAGS[0], PITCH_LAGS[1] + 1)
+    return float((r[lags] * len(x) / (len(x) - lags)).max() / r[0])
+
+
+def periodic_ms(audio: np.ndarray, frame_ms: int = 30) -> int:
+    """Milliseconds of ``audio`` in frames that carry a pitch (voiced speech)."""
+    n = SAMPLE_RATE * frame_ms // 1000
+    frames = range(0, len(audio) - n + 1, n)
+    return sum(periodicity(audio[i:i + n]) > PERIODIC for i in frames) * frame_ms

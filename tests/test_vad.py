@@ -57,3 +57,14 @@ def test_endpoint_fires_after_trailing_silence_when_streaming(speak):
     # espeak leaves a little silence at the end of its clip, so the end may come a bit early
     assert speech_end + 0.2 < closed_at < speech_end + 1.0
     assert segmenter.flush() == []
+
+
+def test_pitch_tells_speech_from_coughs_and_noise(speak):
+    from assistant.vad import periodic_ms
+    from tests.conftest import cough
+
+    speech = speak("How do honeybees tell others where food is?")
+    assert periodic_ms(speech) > 0.4 * len(speech) / 16
+    assert periodic_ms(cough()) == 0
+    noise = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
+    assert periodic_ms(noise) == 0
