@@ -34,6 +34,8 @@ examples:
   s2r ask --audio question.wav                spoken question, grounded answer
   s2r ask "why did the Titanic sink" --json   typed question, JSON answer with sources
   s2r serve --port 8000                       HTTP: OpenAI-compatible chat + retrieval
+  s2r talk --speak                            voice chat through the microphone
+  s2r talk --input talk.wav --log turns.jsonl play a recording through the loop, headless
   s2r stats                                   what the collection holds
   s2r delete docs/old.md                      remove one source's chunks
   s2r bench build bench/                      build the spoken dev benchmark
@@ -108,6 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+    talk = sub.add_parser(
+        "talk", help="voice chat: speak a question, see (and hear) the answer",
+        description="Listen on the microphone (or play --input at real-time pace), end each "
+        "turn after a pause, show the sources S2R retrieved, stream the answer and, with "
+        "--speak, read it aloud sentence by sentence. Talking over the answer stops it "
+        "(barge-in). Typed commands while listening: /reset (forget the conversation), "
+        "/sources (show the last sources again), /quit.",
+        epilog="Speech output engine: S2R_TTS_ENGINE=espeak-ng (default), openai (with "
+        "S2R_TTS_URL of any /v1/audio/speech endpoint) or piper (S2R_TTS_MODEL=voice.onnx). "
+        "Turn end: S2R_VAD_END_SILENCE_MS; barge-in: S2R_BARGE_IN_MS.")
+    talk.add_argument("--input", metavar="FILE",
+                      help="play this recording (or - for standard input) through the loop "
+                      "instead of the microphone; runs headless and exits at its end")
+    talk.add_argument("--list-devices", action="store_true", help="list audio devices, exit")
+    talk.add_argument("--device", help="input device index or name (see --list-devices)")
+    talk.add_argument("--output-device", help="output device index or name")
+    talk.add_argument("--speak", action="store_true", help="read answers aloud")
+    talk.add_argument("--play", action="store_true",
+                      help="with --input: play the spoken answers on the sound device "
+                      "(default: timed silently, so no device is needed)")
+    talk.add_argument("--half-duplex", action="store_true",
+                      help="ignore the microphone while s2r speaks (no barge-in); for "
+                      "speakers loud enough to defeat the echo gate")
+    talk.add_argument("--log", metavar="FILE.jsonl",
+                      help="append one JSON line per turn: start, end, transcript, sources, "
+                      "answer, interrupted, timings")
+    talk.add_argument("--no-llm", action="store_true", help="extractive answers, no model")
 
     stats = sub.add_parser("stats", help="what the collection holds")
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -319,6 +349,102 @@ def cmd_serve(runtime, args) -> int:
     return EXIT_OK
 
 
+def cmd_talk(runtime, args) -> int:
+    try:
+        from assistant.talk_screen import RichScreen
+        from assistant.voice_input import NoInputDeviceError
+    except ImportError as exc:
+        return _fail(f"the voice loop needs the voice extra: pip install 's2r[voice]' "
+                     f"({exc.name} is missing)", EXIT_FAILED)
+    if args.list_devices:
+        return _list_devices()
+    if args.no_llm:
+        runtime.settings = runtime.settings.replace(llm_url="", llm_gguf="none")
+    screen = RichScreen()
+    try:
+        loop, source = _talk_loop(runtime, args, screen)
+    except NoInputDeviceError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    if args.input is None and sys.stdin.isatty():
+        _read_commands(loop, screen)
+    screen.note(f"model: {runtime.llm.description}. "
+                + ("Listening; talk to me (type /quit to stop)." if args.input is None
+                   else f"Playing {args.input} through the loop."))
+    try:
+        records = loop.run(source.blocks())
+    finally:
+        source.close()
+        loop.player.close()
+    screen.note(f"{len(records)} turn(s)")
+    return EXIT_OK
+
+
+def _talk_loop(runtime, args, screen):
+    """The loop, its audio source and its player, from the command line."""
+    from assistant.answering import Answerer
+    from assistant.speech_out import DevicePlayer, VirtualPlayer, open_speech_engine
+    from assistant.talk import SessionClock, TalkLoop, TalkOptions
+    from assistant.voice_input import FileInput, MicrophoneInput
+
+    settings = runtime.settings
+    clock = SessionClock()
+    live = args.input is None
+    source = MicrophoneInput(_device(args.device)) if live else FileInput(args.input, clock)
+    audible = args.speak and (live or args.play)
+    player = DevicePlayer(_device(args.output_device)) if audible else VirtualPlayer(clock)
+    options = TalkOptions(barge_in_ms=settings.barge_in_ms, echo_gate=live and audible,
+                          echo_margin_db=settings.echo_margin_db, half_duplex=args.half_duplex,
+                          max_turn_s=settings.talk_max_turn_s)
+    engine = open_speech_engine(settings) if args.speak else None
+    runtime.warm_up()  # load every model now, not in the first turn
+    loop = TalkLoop(Answerer(runtime), player, clock, screen, engine,
+                    Path(args.log) if args.log else None, options)
+    return loop, source
+
+
+def _device(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _list_devices() -> int:
+    try:
+        from assistant.voice_input import input_devices, output_devices
+
+        inputs, outputs = input_devices(), output_devices()
+    except OSError as exc:
+        return _fail(f"PortAudio is missing ({exc}): apt-get install libportaudio2",
+                     EXIT_FAILED)
+    print("input devices:" if inputs else "input devices: none (use --input FILE)")
+    for index, name in inputs:
+        print(f"  {index}: {name}")
+    print("output devices:" if outputs else "output devices: none")
+    for index, name in outputs:
+        print(f"  {index}: {name}")
+    return EXIT_OK
+
+
+def _read_commands(loop, screen) -> None:
+    """/reset, /sources and /quit typed while the loop listens."""
+    import threading
+
+    def read() -> None:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "/quit":
+                loop.quit()
+                return
+            if command == "/reset":
+                loop.reset()
+                screen.note("(conversation forgotten)")
+            elif command == "/sources":
+                screen.sources(loop.last_sources())
+                screen.note("")
+            elif command:
+                screen.note("commands: /reset, /sources, /quit")
+
+    threading.Thread(target=read, daemon=True, name="s2r-commands").start()
+
+
 def cmd_stats(runtime, args) -> int:
     stats = runtime.store.stats()
     if args.json:
@@ -378,7 +504,8 @@ def cmd_bench(runtime, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "serve": cmd_serve,
-            "stats": cmd_stats, "delete": cmd_delete, "eval": cmd_eval, "bench": cmd_bench}
+            "talk": cmd_talk, "stats": cmd_stats, "delete": cmd_delete, "eval": cmd_eval,
+            "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

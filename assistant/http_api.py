@@ -99,12 +99,9 @@ class Service:
     def load(self) -> None:
         """Load every model (and start the local LLM) so the first request is not slow."""
         try:
-            rt = self.runtime
-            rt.embedder.embed(["warm up"])
-            rt.recognizer.recognize(np.zeros(SAMPLE_RATE, np.float32))
-            rt.store.stats()
-            if rt.llm.config is not None:
-                self.chat = AsyncChatClient(rt.llm.config)
+            self.runtime.warm_up()
+            if self.runtime.llm.config is not None:
+                self.chat = AsyncChatClient(self.runtime.llm.config)
             self.ready.set()
         except Exception as exc:  # reported by /healthz and every endpoint
             log.exception("loading failed")

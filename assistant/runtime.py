@@ -80,6 +80,15 @@ class Runtime:
             self._llm = open_llm(self.settings)
         return self._llm
 
+    def warm_up(self) -> None:
+        """Load every model (and start the answer model) so the first question is not slow."""
+        import numpy as np
+
+        self.embedder.embed(["warm up"])
+        self.recognizer.recognize(np.zeros(16_000, np.float32))
+        self.store.stats()
+        self.llm  # noqa: B018 (starts the local model server when one is used)
+
     def with_settings(self, **changes: Any) -> Runtime:
         """A runtime over changed settings (e.g. another data dir) sharing the loaded models."""
         derived = Runtime(self.settings.replace(**changes), embedder=self._embedder,

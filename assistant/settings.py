@@ -95,6 +95,15 @@ class Settings:
     context_tokens: int = 1500  # budget for those chunks; the lowest-ranked are dropped first
     history_turns: int = 6  # earlier question/answer pairs kept in a conversation
 
+    # Voice loop (`s2r talk`): turns end after vad_end_silence_ms; speech output engine.
+    talk_max_turn_s: float = 30.0
+    barge_in_ms: int = 240  # voiced user speech that interrupts a spoken answer
+    echo_margin_db: float = 10.0  # with a speaker: user speech must be this much louder
+    tts_engine: str = "espeak-ng"  # espeak-ng, openai (an /v1/audio/speech endpoint) or piper
+    tts_voice: str = ""  # espeak-ng voice (default en-us) or the endpoint's voice (alloy)
+    tts_url: str = ""  # the speech endpoint, for tts_engine=openai
+    tts_model: str = ""  # the endpoint's model (tts-1), or piper's .onnx voice file
+
     # HTTP service (`s2r serve`).
     api_key: str = ""  # bearer token required on every endpoint but /healthz ("" = open)
     max_upload_mb: float = 25.0
@@ -114,6 +123,8 @@ class Settings:
             raise SettingsError("llm_url must start with http:// or https://")
         if self.llm_retries < 0 or self.llm_timeout_s <= 0:
             raise SettingsError("llm_retries must be >= 0 and llm_timeout_s > 0")
+        if self.tts_engine not in ("espeak-ng", "openai", "piper"):
+            raise SettingsError("tts_engine must be espeak-ng, openai or piper")
         if self.answer_top_k < 1 or self.context_tokens < 1 or self.history_turns < 0:
             raise SettingsError("answer_top_k and context_tokens must be >= 1, history_turns >= 0")
 

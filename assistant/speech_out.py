@@ -1,0 +1,223 @@
+"""Speaking answers: text-to-speech engines and audio players for the voice loop.
+
+Engines turn one sentence into 16 kHz samples: espeak-ng (the default, local), any
+OpenAI-compatible ``/v1/audio/speech`` endpoint, or piper when a voice model is configured.
+Players queue those samples and can be stopped at once (barge-in): ``DevicePlayer`` plays them
+through PortAudio; ``VirtualPlayer`` keeps the same timeline silently, in real time, so a
+recorded conversation can run through the loop with no sound device (tests, benchmarks,
+servers).  Both report the level of what is playing at this instant, which the loop uses to
+tell the assistant's own voice from the user's.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import httpx
+import numpy as np
+
+from assistant.audio import SAMPLE_RATE, AudioDecodeError, decode_audio
+from assistant.settings import Settings
+from assistant.tts import TTSError, synthesize
+
+CITATION_MARK = re.compile(r"\s*\[\d{1,2}\]")
+Clock = Callable[[], float]
+
+
+class SpeechEngine(Protocol):
+    def synthesize(self, text: str) -> np.ndarray: ...
+
+
+def speakable(text: str) -> str:
+    """What is read aloud: citation marks like [1] are for the screen."""
+    return CITATION_MARK.sub("", text).strip()
+
+
+class EspeakEngine:
+    def __init__(self, voice: str = "en-us", rate_wpm: int = 175) -> None:
+        self.voice = voice
+        self.rate_wpm = rate_wpm
+
+    def synthesize(self, text: str) -> np.ndarray:
+        return synthesize(text, f"espeak-ng:{self.voice}", self.rate_wpm)
+
+
+class OpenAISpeechEngine:
+    """``POST {url}/v1/audio/speech`` (OpenAI, or a local server speaking its API)."""
+
+    def __init__(self, url: str, model: str = "tts-1", voice: str = "alloy",
+                 api_key: str = "", timeout_s: float = 30.0) -> None:
+        base = url.rstrip("/")
+        self.endpoint = base + ("/audio/speech" if base.endswith("/v1") else "/v1/audio/speech")
+        self.body = {"model": model, "voice": voice, "response_format": "wav"}
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout_s = timeout_s
+
+    def synthesize(self, text: str) -> np.ndarray:
+        try:
+            response = httpx.post(self.endpoint, json={**self.body, "input": text},
+                                  headers=self.headers, timeout=self.timeout_s)
+        except httpx.TransportError as exc:
+            raise TTSError(f"speech endpoint {self.endpoint} unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise TTSError(f"speech endpoint answered {response.status_code}: "
+                           f"{response.text[:200]}")
+        try:
+            return decode_audio(response.content)
+        except AudioDecodeError as exc:
+            raise TTSError(f"speech endpoint sent undecodable audio: {exc}") from exc
+
+
+class PiperEngine:
+    def __init__(self, model: str) -> None:
+        if shutil.which("piper") is None:
+            raise TTSError("piper is not installed (pip install piper-tts)")
+        self.model = model
+
+    def synthesize(self, text: str) -> np.ndarray:
+        done = subprocess.run(["piper", "--model", self.model, "--output_file", "-"],
+                              input=text.encode(), capture_output=True)
+        if done.returncode != 0:
+            raise TTSError(f"piper failed: {done.stderr.decode(errors='replace')[:200]}")
+        return decode_audio(done.stdout)
+
+
+def open_speech_engine(settings: Settings) -> SpeechEngine:
+    """The engine ``S2R_TTS_ENGINE`` names: espeak-ng, openai or piper."""
+    if settings.tts_engine == "openai":
+        if not settings.tts_url:
+            raise TTSError("S2R_TTS_ENGINE=openai needs S2R_TTS_URL")
+        return OpenAISpeechEngine(settings.tts_url, settings.tts_model or "tts-1",
+                                  settings.tts_voice or "alloy", settings.llm_api_key)
+    if settings.tts_engine == "piper":
+        if not settings.tts_model:
+            raise TTSError("S2R_TTS_ENGINE=piper needs S2R_TTS_MODEL (a piper .onnx voice)")
+        return PiperEngine(settings.tts_model)
+    return EspeakEngine(settings.tts_voice or "en-us")
+
+
+class Player(Protocol):
+    def play(self, samples: np.ndarray) -> None:
+        """Queue samples after whatever is queued; returns at once."""
+        ...
+
+    def stop(self) -> None:
+        """Drop everything queued or playing, now."""
+        ...
+
+    def busy(self) -> bool: ...
+
+    def level(self) -> float:
+        """RMS of the audio being played at this instant (0 when silent)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
+
+
+class VirtualPlayer:
+    """A silent player on the loop's clock: audio "plays" in real time, back to back."""
+
+    LEVEL_WINDOW_S = 0.03
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[float, np.ndarray]] = deque()  # (start time, samples)
+        self._end = 0.0
+
+    def play(self, samples: np.ndarray) -> None:
+        with self._lock:
+            start = max(self.clock(), self._end)
+            self._queue.append((start, samples))
+            self._end = start + len(samples) / SAMPLE_RATE
+
+    def stop(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._end = self.clock()
+
+    def busy(self) -> bool:
+        return self.clock() < self._end
+
+    def level(self) -> float:
+        now = self.clock()
+        with self._lock:
+            for start, samples in self._queue:
+                offset = int((now - start) * SAMPLE_RATE)
+                if 0 <= offset < len(samples):
+                    window = int(self.LEVEL_WINDOW_S * SAMPLE_RATE)
+                    return _rms(samples[offset:offset + window])
+        return 0.0
+
+    def close(self) -> None:
+        self.stop()
+
+
+class DevicePlayer:
+    """Plays through a PortAudio output device (``sounddevice``), in 20 ms blocks."""
+
+    BLOCK = SAMPLE_RATE // 50
+
+    def __init__(self, device: int | str | None = None) -> None:
+        import sounddevice
+
+        self._lock = threading.Lock()
+        self._pending: deque[np.ndarray] = deque()
+        self._level = 0.0
+        self._stream = sounddevice.OutputStream(samplerate=SAMPLE_RATE, channels=1,
+                                                dtype="float32", device=device,
+                                                blocksize=self.BLOCK, callback=self._fill)
+        self._stream.start()
+
+    def _fill(self, out: np.ndarray, frames: int, _time, _status) -> None:
+        out.fill(0.0)
+        written = 0
+        with self._lock:
+            while written < frames and self._pending:
+                head = self._pending[0]
+                take = min(frames - written, len(head))
+                out[written:written + take, 0] = head[:take]
+                written += take
+                if take == len(head):
+                    self._pending.popleft()
+                else:
+                    self._pending[0] = head[take:]
+        self._level = _rms(out[:written, 0])
+
+    def play(self, samples: np.ndarray) -> None:
+        with self._lock:
+            self._pending.append(np.asarray(samples, np.float32))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._pending.clear()
+        self._level = 0.0
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._pending) or self._level > 0.0
+
+    def level(self) -> float:
+        return self._level
+
+    def close(self) -> None:
+        self.stop()
+        self._stream.stop()
+        self._stream.close()
+
+
+def wait_until_quiet(player: Player, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while player.busy() and time.monotonic() < deadline:
+        time.sleep(0.02)

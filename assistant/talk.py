@@ -1,0 +1,353 @@
+"""``s2r talk``: the voice loop.  Listen, endpoint the turn, retrieve, answer, speak; stop at
+once when the user talks over the answer.
+
+Threads: the caller's thread reads audio and runs the VAD (cheap, never blocks); each turn is
+answered on a worker thread (S2R retrieval, then the streamed model answer, sentence by
+sentence into speech); the player plays on its own.  Everything is timed on one clock that
+starts with the input, so input seconds and event times compare directly.
+
+Turn-taking:
+
+- a turn ends after ``vad_end_silence_ms`` of silence (or at ``talk_max_turn_s``); bursts with
+  less than ``vad_min_speech_ms`` of voiced audio, or with no pitch (coughs, knocks, clicks:
+  WebRTC VAD calls some of them speech), never become turns;
+- barge-in: while a turn is being answered or spoken, ``barge_in_ms`` of voiced, pitched
+  audio from the user stops playback and generation, and that speech becomes the next turn.
+  Shorter sounds (backchannels, a cough) do not interrupt;
+- echo: with a real speaker and no echo cancellation the microphone hears the assistant.  While
+  it speaks, a voiced frame counts only if it is ``echo_margin_db`` louder than what is playing
+  at that instant (the playback is much quieter at the microphone than a user talking into it).
+  ``--half-duplex`` ignores the microphone entirely while the assistant speaks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from assistant.answering import Answer, Answerer, Prepared, Question, QuestionError
+from assistant.audio import SAMPLE_RATE
+from assistant.generator import ChatClient
+from assistant.speech_out import Player, SpeechEngine, speakable
+from assistant.store.base import Hit
+from assistant.vad import (
+    PERIODIC,
+    SpeechSegment,
+    SpeechSegmenter,
+    VadConfig,
+    periodic_ms,
+    periodicity,
+)
+
+log = logging.getLogger(__name__)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+DRAIN_TIMEOUT_S = 120.0
+# Voiced (pitched) time a sound needs to be a turn or a barge-in: WebRTC VAD alone takes a
+# cough or a knock for speech, but those carry no pitch.
+MIN_PITCHED_MS = 90
+
+
+class Screen(Protocol):
+    """What the user sees; ``assistant.talk_screen`` draws it with rich."""
+
+    def heard(self, transcript: str) -> None: ...
+
+    def sources(self, hits: list[Hit]) -> None: ...
+
+    def delta(self, text: str) -> None: ...
+
+    def answer_done(self, answer: Answer | None, interrupted: bool) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class SessionClock:
+    """Seconds since the loop started listening: input time and event time on one axis."""
+
+    def __init__(self) -> None:
+        self._t0 = time.monotonic()
+
+    def restart(self) -> None:
+        self._t0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() - self._t0
+
+
+@dataclass
+class TurnRecord:
+    """One line of ``--log``: a detected turn and what became of it."""
+
+    start: float  # seconds into the input
+    end: float
+    transcript: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    answer: str = ""
+    interrupted: bool = False
+    # ms from the end of speech: endpoint, sources, first_token, first_audio; for an
+    # interrupted turn also barge_in_stop (ms from the interrupting speech to silence)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Turn:
+    def __init__(self, segment: SpeechSegment, endpoint: float) -> None:
+        self.segment = segment
+        self.record = TurnRecord(round(segment.start, 3), round(segment.speech_end, 3))
+        self.record.timings["endpoint"] = round((endpoint - segment.speech_end) * 1e3, 1)
+        self.cancel = threading.Event()
+        self.lock = threading.Lock()  # orders "play this sentence" against "stop everything"
+        self.chat: ChatClient | None = None
+        self.sources: list[Hit] = []
+        self.worker: threading.Thread | None = None
+
+    def stamp(self, name: str, now: float) -> None:
+        self.record.timings.setdefault(name, round((now - self.segment.speech_end) * 1e3, 1))
+
+    @property
+    def answering(self) -> bool:
+        return self.worker is not None and self.worker.is_alive()
+
+
+@dataclass(frozen=True)
+class TalkOptions:
+    barge_in_ms: int = 240  # voiced user speech that interrupts the answer
+    echo_gate: bool = False  # on for a real speaker: ignore speech no louder than the playback
+    echo_margin_db: float = 10.0
+    half_duplex: bool = False  # ignore the microphone entirely while the assistant speaks
+    max_turn_s: float = 30.0
+
+
+class TalkLoop:
+    def __init__(self, answerer: Answerer, player: Player, clock: SessionClock,
+                 screen: Screen, engine: SpeechEngine | None = None,
+                 log_path: Path | None = None, options: TalkOptions | None = None) -> None:
+        self.answerer = answerer
+        self.player = player
+        self.clock = clock
+        self.screen = screen
+        self.engine = engine
+        self.options = options or TalkOptions()
+        self.records: list[TurnRecord] = []
+        self._log = log_path.open("a", encoding="utf-8") if log_path else None
+        self._turns: list[Turn] = []  # turns not yet logged, oldest first
+        self._last: Turn | None = None  # the latest turn (for barge-in and /sources)
+        self._quit = threading.Event()
+        self._pitched_ms = 0
+        settings = answerer.runtime.settings
+        vad = VadConfig.from_settings(settings)
+        self.segmenter = SpeechSegmenter(
+            VadConfig(**{**asdict(vad), "max_segment_s": self.options.max_turn_s}),
+            voice_gate=self._not_echo)
+
+    # --- the caller's thread -------------------------------------------------------------
+    def run(self, blocks: Iterable[np.ndarray]) -> list[TurnRecord]:
+        """Process input until it ends (or ``quit``); returns every turn's record."""
+        self.clock.restart()
+        try:
+            for block in blocks:
+                closed = self.segmenter.push(block)
+                self._count_pitch(block)
+                self._step(closed)
+                if self._quit.is_set():
+                    break
+            self._step(self.segmenter.flush())
+            self._drain()
+        finally:
+            self._cancel_all()
+            self._flush_log(everything=True)
+            if self._log:
+                self._log.close()
+        return self.records
+
+    def quit(self) -> None:
+        self._quit.set()
+
+    def reset(self) -> None:
+        self.answerer.conversation.clear()
+
+    def last_sources(self) -> list[Hit]:
+        return self._last.sources if self._last is not None else []
+
+    def _count_pitch(self, block: np.ndarray) -> None:
+        """Pitched time of the speech now open (for the barge-in decision)."""
+        if not self.segmenter.in_speech:
+            self._pitched_ms = 0
+        elif periodicity(block) > PERIODIC:
+            self._pitched_ms += round(len(block) * 1000 / SAMPLE_RATE)
+
+    def _step(self, closed: list[SpeechSegment]) -> None:
+        now = self.clock()
+        active = self._active()
+        if (active is not None and not active.cancel.is_set() and self.segmenter.in_speech
+                and self.segmenter.voiced_ms >= self.options.barge_in_ms
+                and self._pitched_ms >= MIN_PITCHED_MS):
+            self._barge_in(active, self.segmenter.onset_s or now)
+        for segment in closed:
+            if periodic_ms(segment.audio) >= MIN_PITCHED_MS:
+                self._start_turn(segment, now)
+        self._flush_log()
+
+    def _active(self) -> Turn | None:
+        """The latest turn while it is still being answered or spoken."""
+        last = self._last
+        return last if last is not None and (last.answering or self.player.busy()) else None
+
+    def _not_echo(self, frame: np.ndarray) -> bool:
+        """Voice gate: while the assistant speaks, only speech well above its own level."""
+        if not (self.options.echo_gate or self.options.half_duplex):
+            return True
+        playing = self.player.level()
+        if playing <= 0.0:
+            return True
+        if self.options.half_duplex:
+            return False
+        level = float(np.sqrt(np.mean(np.square(frame))))
+        return level >= playing * 10 ** (self.options.echo_margin_db / 20)
+
+    def _barge_in(self, turn: Turn, onset: float) -> None:
+        with turn.lock:
+            turn.cancel.set()
+            self.player.stop()
+        stopped = self.clock()
+        if turn.chat is not None:
+            turn.chat.close()  # aborts a request still waiting for its first token
+        turn.record.interrupted = True
+        turn.record.timings["barge_in_stop"] = round((stopped - onset) * 1e3, 1)
+        self.screen.note(f"(interrupted {turn.record.timings['barge_in_stop']:.0f} ms after "
+                         "you started speaking)")
+
+    def _start_turn(self, segment: SpeechSegment, now: float) -> None:
+        previous = self._active()
+        if previous is not None and not previous.cancel.is_set():
+            self._barge_in(previous, segment.start)  # a turn the barge-in check missed
+        turn = Turn(segment, now)
+        turn.worker = threading.Thread(target=self._answer, args=(turn,), daemon=True,
+                                       name="s2r-turn")
+        self._turns.append(turn)
+        self._last = turn
+        turn.worker.start()
+
+    def _flush_log(self, everything: bool = False) -> None:
+        """Write the records of turns that are over (answered, and spoken unless a later turn
+        exists), oldest first."""
+        while self._turns:
+            turn = self._turns[0]
+            over = not turn.answering and (turn is not self._last or not self.player.busy())
+            if not (over or everything):
+                break
+            self._turns.pop(0)
+            self.records.append(turn.record)
+            if self._log:
+                self._log.write(json.dumps(asdict(turn.record), ensure_ascii=False) + "\n")
+                self._log.flush()
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while self._active() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _cancel_all(self) -> None:
+        for turn in self._turns:
+            if turn.answering:
+                turn.cancel.set()
+                if turn.chat is not None:
+                    turn.chat.close()
+        self.player.stop()
+        for turn in self._turns:
+            if turn.worker is not None:
+                turn.worker.join(10)
+
+    # --- worker thread, one per turn ------------------------------------------------------
+    def _answer(self, turn: Turn) -> None:
+        started = time.perf_counter()
+        try:
+            prepared = self.answerer.prepare(Question(audio=turn.segment.audio))
+            self._show_sources(turn, prepared)
+            if turn.cancel.is_set():
+                return
+            config = self.answerer.runtime.llm.config
+            turn.chat = ChatClient(config) if config is not None else None
+            sentences = _SentenceBuffer(lambda s: self._speak(turn, s))
+            answer = self.answerer.respond(
+                prepared, started, turn.chat,
+                on_delta=lambda d: self._on_delta(turn, sentences, d),
+                cancelled=turn.cancel.is_set)
+            if not turn.cancel.is_set():
+                sentences.flush()
+            turn.record.answer = answer.text
+            turn.record.error = answer.error
+            self.screen.answer_done(answer, turn.cancel.is_set())
+        except QuestionError as exc:
+            turn.record.error = str(exc)
+            self.screen.note(f"(nothing recognised: {exc})")
+        except Exception as exc:  # a failed turn must not end the conversation
+            if turn.cancel.is_set():
+                return  # the barge-in closed the model connection under the request
+            log.exception("turn failed")
+            turn.record.error = f"{type(exc).__name__}: {exc}"
+            self.screen.note(f"(this turn failed: {turn.record.error})")
+        finally:
+            if turn.chat is not None:
+                turn.chat.close()
+
+    def _show_sources(self, turn: Turn, prepared: Prepared) -> None:
+        turn.stamp("sources", self.clock())
+        turn.sources = prepared.sources
+        turn.record.transcript = prepared.question
+        turn.record.sources = [{"id": h.id, "title": h.payload.get("title"),
+                                "source": h.payload.get("source")} for h in prepared.sources]
+        self.screen.heard(prepared.question)
+        self.screen.sources(prepared.sources)
+
+    def _on_delta(self, turn: Turn, sentences: _SentenceBuffer, delta: str) -> None:
+        if turn.cancel.is_set():
+            return
+        turn.stamp("first_token", self.clock())
+        self.screen.delta(delta)
+        sentences.add(delta)
+
+    def _speak(self, turn: Turn, sentence: str) -> None:
+        text = speakable(sentence)
+        if self.engine is None or not text or turn.cancel.is_set():
+            return
+        try:
+            audio = self.engine.synthesize(text)
+        except Exception as exc:  # speech is optional: keep answering on screen
+            self.screen.note(f"(speech output failed: {exc})")
+            self.engine = None
+            return
+        with turn.lock:
+            if turn.cancel.is_set():
+                return
+            self.player.play(audio)
+            turn.stamp("first_audio", self.clock())
+
+
+class _SentenceBuffer:
+    """Collects streamed text and hands over each complete sentence, so speech can start
+    before the answer is finished."""
+
+    def __init__(self, on_sentence: Callable[[str], None]) -> None:
+        self.on_sentence = on_sentence
+        self.text = ""
+
+    def add(self, delta: str) -> None:
+        self.text += delta
+        *done, self.text = SENTENCE_END.split(self.text)
+        for sentence in done:
+            self.on_sentence(sentence)
+
+    def flush(self) -> None:
+        if self.text.strip():
+            self.on_sentence(self.text)
+        self.text = ""

@@ -1,0 +1,123 @@
+"""The voice loop, headless: a recorded multi-turn conversation played through `s2r talk
+--input` at real-time pace, with spoken answers timed on a silent player."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from assistant.audio import SAMPLE_RATE, write_wav
+from assistant.speech_out import VirtualPlayer, speakable
+from assistant.talk import SessionClock, TalkLoop, TalkOptions, _SentenceBuffer
+from tests.conftest import ROOT, cough, silence
+from tests.fake_llm import Step
+
+TURNS = [  # (question, voice, seconds of silence before it, the source that answers it)
+    ("Who built the first working transistor?", "en-us", 0.5, "transistor.html"),
+    ("How do honeybees tell others where food is?", "en-gb", 4.8, "honeybees.md"),
+    ("What happens when a volcano erupts?", "en-us", 5.0, "volcanoes.txt"),
+]
+LONG_ANSWER = " ".join(["The transistor was built at Bell Labs by Bardeen and Brattain [1]."] * 12)
+
+
+@pytest.fixture(scope="module")
+def conversation(speak, tmp_path_factory):
+    """The recording and where each question starts and ends in it; a cough sits in the
+    first spoken answer, before the second question barges in."""
+    parts, spans, t = [], [], 0.0
+    for i, (question, voice, pause, _) in enumerate(TURNS):
+        gap = silence(pause)
+        if i == 1:  # the cough: 2.6 s into this pause, while answer 1 is being spoken
+            gap[int(2.6 * SAMPLE_RATE):int(2.6 * SAMPLE_RATE) + len(cough())] = cough()
+        audio = speak(question, voice=voice)
+        parts += [gap, audio]
+        spans.append((t + pause, t + pause + len(audio) / SAMPLE_RATE))
+        t = spans[-1][1]
+    parts.append(silence(4.0))
+    path = write_wav(tmp_path_factory.mktemp("talk") / "conversation.wav", np.concatenate(parts))
+    return path, spans
+
+
+def test_recorded_conversation_through_the_loop(conversation, fake, tmp_path):
+    path, spans = conversation
+    fake.script.extend([Step(text=LONG_ANSWER, chunk_delay_s=0.05),
+                        Step(text="They perform the waggle dance [1]."),
+                        Step(text="Lava and ash pour out [1]."),
+                        Step(text="Nothing more to add.")])
+    env = {**os.environ, "S2R_LLM_URL": fake.url, "S2R_DATA_DIR": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "assistant.cli"]
+    subprocess.run([*cli, "ingest", "--no-progress", str(ROOT / "samples" / "docs")], env=env,
+                   check=True, capture_output=True)
+    log = tmp_path / "turns.jsonl"
+    done = subprocess.run([*cli, "talk", "--input", str(path), "--speak", "--log", str(log)],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+
+    # three questions, three turns: the cough did not start one
+    assert len(records) == 3, [r["transcript"] for r in records]
+    for record, (start, end), (_, _, _, source) in zip(records, spans, TURNS, strict=True):
+        assert set(record) >= {"start", "end", "transcript", "sources", "answer",
+                               "interrupted", "timings"}
+        assert abs(record["start"] - start) < 0.5 and abs(record["end"] - end) < 0.4
+        assert record["sources"][0]["source"].endswith(source), record
+        assert record["timings"]["endpoint"] > 0
+        assert record["timings"]["sources"] >= record["timings"]["endpoint"]
+        assert record["timings"]["first_audio"] >= record["timings"]["first_token"]
+
+    # the second question barged in: answer 1 stopped (playback and generation) within 300 ms
+    first, second, third = records
+    assert first["interrupted"] and not second["interrupted"] and not third["interrupted"]
+    assert 0 < first["timings"]["barge_in_stop"] <= 300
+    assert len(first["answer"]) < len(LONG_ANSWER)
+    assert fake.aborted.is_set(), "generation went on after the barge-in"
+    assert second["answer"] == "They perform the waggle dance [1]."
+    # the cough inside answer 1 did not interrupt it: the second question did
+    assert first["timings"]["barge_in_stop"] < 1000
+    # the conversation memory reached the model: turn 2 saw turn 1's (partial) exchange
+    turn2 = fake.requests[1]["body"]["messages"]
+    assert [m["role"] for m in turn2] == ["system", "user", "assistant", "user"]
+    assert "you" in done.stdout and "s2r" in done.stdout  # the screen showed the turns
+
+
+def test_talk_without_an_input_device_is_a_clear_error(tmp_path):
+    env = {**os.environ, "S2R_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "assistant.cli", "talk"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no audio input device" in done.stderr
+    listed = subprocess.run([sys.executable, "-m", "assistant.cli", "talk", "--list-devices"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "input devices: none" in listed.stdout
+
+
+def test_echo_gate_ignores_speech_no_louder_than_the_playback(answer_runtime):
+    from assistant.answering import Answerer
+
+    clock = SessionClock()
+    player = VirtualPlayer(clock)
+    loop = TalkLoop(Answerer(answer_runtime), player, clock, screen=None,
+                    options=TalkOptions(echo_gate=True, echo_margin_db=10))
+    frame = np.full(480, 0.05, np.float32)
+    assert loop._not_echo(frame)  # nothing playing: everything counts
+    player.play(np.full(SAMPLE_RATE, 0.05, np.float32))  # the assistant speaks at 0.05 RMS
+    assert not loop._not_echo(frame)  # its echo at the same level is ignored
+    assert loop._not_echo(frame * 4)  # a user 12 dB louder still barges in
+    half = TalkLoop(Answerer(answer_runtime), player, clock, screen=None,
+                    options=TalkOptions(half_duplex=True))
+    assert not half._not_echo(frame * 4)
+
+
+def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
+    spoken = []
+    buffer = _SentenceBuffer(spoken.append)
+    for delta in ["Bees ", "dance [1]. They", " share food [2]! And", " more"]:
+        buffer.add(delta)
+    assert spoken == ["Bees dance [1].", "They share food [2]!"]
+    buffer.flush()
+    assert spoken[-1] == "And more"
+    assert speakable("Bees dance [1][2].") == "Bees dance."
