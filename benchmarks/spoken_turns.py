@@ -1,0 +1,45 @@
+"""What the answering and voice-loop benchmarks share: their common flags, the dev corpus
+opened with the local model, and printing plus saving the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from assistant.bench_format import Benchmark, load_benchmark
+from assistant.evaluate import open_index
+from assistant.runtime import Runtime
+from assistant.settings import Settings
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--bench", default="bench-data/dev/clean",
+                   help="benchmark directory from `s2r bench build` (default "
+                   "bench-data/dev/clean)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the question sample")
+    p.add_argument("--llm", default="", help="local model: qwen, smollm2 or a GGUF path "
+                   "(default: the best installed)")
+    p.add_argument("--out", help="write the results as JSON")
+    return p
+
+
+def open_bench(args: argparse.Namespace) -> tuple[Benchmark, Runtime, Runtime]:
+    """The benchmark, a runtime over its cached index with the local model, and the base
+    runtime (close both)."""
+    bench = load_benchmark(Path(args.bench))
+    base = Runtime(Settings.load(llm_gguf=args.llm, llm_url=""))
+    runtime, _ = open_index(bench, base, progress=sys.stderr.isatty())
+    return bench, runtime, base
+
+
+def report(result: dict[str, Any], markdown: Callable[[dict[str, Any]], str],
+           out: str | None) -> None:
+    print(markdown(result))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
