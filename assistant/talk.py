@@ -223,8 +223,8 @@ class TalkLoop:
             turn.chat.close()  # aborts a request still waiting for its first token
         turn.record.interrupted = True
         turn.record.timings["barge_in_stop"] = round((stopped - onset) * 1e3, 1)
-        self.screen.note(f"(interrupted {turn.record.timings['barge_in_stop']:.0f} ms after "
-                         "you started speaking)")
+        self.screen.note(f"[interrupted: stopped {turn.record.timings['barge_in_stop']:.0f} ms "
+                         "after you started speaking]")
 
     def _start_turn(self, segment: SpeechSegment, now: float) -> None:
         previous = self._active()

@@ -12,6 +12,12 @@ from assistant.store.base import Hit
 class RichScreen:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
+        self._open_line = False  # an answer is being written on the current line
+
+    def _end_line(self) -> None:
+        if self._open_line:
+            self.console.print()
+            self._open_line = False
 
     def heard(self, transcript: str) -> None:
         self.console.print(f"\n[bold cyan]you[/]  {escape(transcript)}")
@@ -25,12 +31,14 @@ class RichScreen:
         if not hits:
             self.console.print("[dim]  (no sources found)[/]")
         self.console.print("[bold green]s2r[/]  ", end="")
+        self._open_line = True
 
     def delta(self, text: str) -> None:
         self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
 
     def answer_done(self, answer: Answer | None, interrupted: bool) -> None:
-        self.console.print(" [yellow](interrupted)[/]" if interrupted else "")
+        self._end_line()
 
     def note(self, message: str) -> None:
+        self._end_line()
         self.console.print(f"[dim]{escape(message)}[/]")

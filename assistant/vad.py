@@ -186,6 +186,8 @@ PERIODIC = 0.5  # normalised autocorrelation peak above which a frame is voiced 
 def periodicity(frame: np.ndarray) -> float:
     """Peak normalised autocorrelation at pitch lags: ~0.8-1.0 for voiced speech, ~0.15 for
     coughs, knocks and noise, which WebRTC VAD can still call speech."""
+    if len(frame) <= PITCH_LAGS[1]:
+        return 0.0  # too short to hold two pitch periods
     x = frame - frame.mean()
     spectrum = np.fft.rfft(x, 2 * len(x))
     r = np.fft.irfft(spectrum * np.conj(spectrum))[:PITCH_LAGS[1] + 1]

@@ -24,3 +24,11 @@ say speech/amazon_river.flac en-gb-x-rp \
   "It flows from the Andes mountains in Peru across Brazil to the Atlantic Ocean." \
   "Its basin holds more than half of the remaining rainforest on Earth."
 say question.flac en-us "Where was coffee first grown?"
+# A two-question conversation for `s2r talk --input`, with time for each answer.
+tmp=$(mktemp -d)
+espeak-ng -v en-us -s 150 -w "$tmp/q1.wav" "Who built the first working transistor?"
+espeak-ng -v en-gb -s 150 -w "$tmp/q2.wav" "How do honeybees tell others where food is?"
+sox -q "$tmp/q1.wav" -r 16000 -c 1 "$tmp/p1.wav" pad 0.5 16
+sox -q "$tmp/q2.wav" -r 16000 -c 1 "$tmp/p2.wav" pad 0 14
+sox -q "$tmp/p1.wav" "$tmp/p2.wav" -r 16000 -c 1 conversation.flac
+rm -r "$tmp"

@@ -10,6 +10,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
+
+from assistant.audio import SAMPLE_RATE, wav_bytes
+
 
 @dataclass
 class Step:
@@ -42,6 +46,13 @@ class FakeLLM:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 fake.requests.append({"body": body, "headers": dict(self.headers)})
+                if self.path.endswith("/audio/speech"):  # OpenAI text-to-speech: a tone
+                    tone = np.sin(np.arange(SAMPLE_RATE // 2) * 0.1).astype(np.float32) * 0.3
+                    self.send_response(200)
+                    self.send_header("content-type", "audio/wav")
+                    self.end_headers()
+                    self.wfile.write(wav_bytes(tone))
+                    return
                 step = fake.script.popleft() if fake.script else fake.default
                 time.sleep(step.delay_s)
                 if step.raw is not None or step.status != 200:

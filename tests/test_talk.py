@@ -121,3 +121,29 @@ def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
     buffer.flush()
     assert spoken[-1] == "And more"
     assert speakable("Bees dance [1][2].") == "Bees dance."
+
+
+def test_openai_speech_endpoint_engine(fake):
+    from assistant.speech_out import OpenAISpeechEngine
+
+    audio = OpenAISpeechEngine(fake.url + "/v1", voice="nova").synthesize("Hello there.")
+    assert abs(len(audio) - SAMPLE_RATE // 2) < 50
+    assert fake.requests[0]["body"] == {"model": "tts-1", "voice": "nova",
+                                        "response_format": "wav", "input": "Hello there."}
+
+
+def test_talk_reads_a_recording_from_standard_input(speak, tmp_path):
+    from assistant.audio import wav_bytes
+
+    env = {**os.environ, "S2R_DATA_DIR": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "assistant.cli"]
+    subprocess.run([*cli, "ingest", "--no-progress", str(ROOT / "samples" / "docs")], env=env,
+                   check=True, capture_output=True)
+    recording = wav_bytes(np.concatenate([silence(0.3), speak(TURNS[0][0]), silence(0.5)]))
+    log = tmp_path / "turns.jsonl"
+    done = subprocess.run([*cli, "talk", "--input", "-", "--no-llm", "--log", str(log)],
+                          env=env, input=recording, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["sources"][0]["title"] == "The transistor"
+    assert "Bardeen" in record["answer"] and not record["interrupted"]
