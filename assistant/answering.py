@@ -71,7 +71,7 @@ class Answerer:
         self.runtime = runtime
         self.retriever = Retriever(runtime)
         self.conversation = conversation if conversation is not None else Conversation(
-            runtime.settings.history_turns)
+            runtime.settings.history_turns, runtime.settings.history_tokens)
         self._chat: ChatClient | None = None
 
     def prepare(self, question: Question, history: Sequence[Message] | None = None,

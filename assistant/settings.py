@@ -94,6 +94,7 @@ class Settings:
     answer_top_k: int = 3  # retrieved chunks offered to the model (5: +60 % time to first token)
     context_tokens: int = 1500  # budget for those chunks; the lowest-ranked are dropped first
     history_turns: int = 6  # earlier question/answer pairs kept in a conversation
+    history_tokens: int = 400  # and at most this many tokens of them (the model rereads them)
 
     # Voice loop (`s2r talk`): turns end after vad_end_silence_ms; speech output engine.
     talk_max_turn_s: float = 30.0

@@ -94,6 +94,10 @@ def test_conversation_keeps_only_the_last_turns():
     history = [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
     messages = build_messages("q3", [], history[-2:])
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    terse = Conversation(max_turns=6, max_tokens=30)  # 30 tokens ~ 120 characters
+    terse.add("first question?", "x" * 200)
+    terse.add("second question?", "a short answer")
+    assert [m["content"] for m in terse.messages()] == ["second question?", "a short answer"]
     forgetful = Conversation(max_turns=0)
     forgetful.add("q", "a")
     assert forgetful.messages() == []
