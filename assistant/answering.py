@@ -63,7 +63,6 @@ class Answer:
     cited: list[int]  # 1-based numbers into ``sources`` that the text cites
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # why the model did not answer, when it failed
-    interrupted: bool = False  # cut short by the user (barge-in); ``text`` is the partial
 
 
 class Answerer:
@@ -113,7 +112,7 @@ class Answerer:
                 cancelled: Callable[[], bool] = lambda: False) -> Answer:
         """Generate the answer to a prepared turn, streaming deltas to ``on_delta``.  When
         ``cancelled()`` turns true (the user barged in) the stream is closed, which stops the
-        generation upstream, and the partial answer is returned as interrupted."""
+        generation upstream, and the partial answer is returned."""
         emit = on_delta or (lambda _delta: None)
         if chat is None:
             text = extractive_answer(prepared.question, prepared.sources,
@@ -138,9 +137,7 @@ class Answerer:
                 return self.finish(prepared, text, "extractive", started, error=str(exc))
         finally:
             stream.close()
-        answer = self.finish(prepared, "".join(pieces).strip(), "llm", started)
-        answer.interrupted = cancelled()
-        return answer
+        return self.finish(prepared, "".join(pieces).strip(), "llm", started)
 
     def finish(self, prepared: Prepared, text: str, mode: Literal["llm", "extractive"],
                started: float, error: str | None = None) -> Answer:

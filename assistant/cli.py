@@ -76,9 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search with a typed question, or with --audio FILE for a spoken one. A "
         "spoken question goes through integrated S2R: one Whisper encoder pass sized to the "
         "utterance, a guarded n-best decode, and a query vector fused from the n-best list.")
-    search.add_argument("query", nargs="?", help="typed question")
-    search.add_argument("--audio", metavar="FILE", help="spoken question (any audio format)")
-    search.add_argument("--top-k", type=int, default=5, metavar="K", help="hits (default 5)")
+    _question_arguments(search, top_k_help="hits (default 5)", top_k_default=5)
     search.add_argument("--kind", choices=["text", "audio"], help="only chunks of this kind")
     search.add_argument("--json", action="store_true", help="print one JSON array of hits")
     search.add_argument("--cascade", action="store_true",
@@ -92,10 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         "them as [n]. The model is S2R_LLM_URL if set, else the bundled local model "
         "(llama-cpp-python, started and stopped by s2r), else an extractive answer quoting "
         "the best sentences, labelled as such.")
-    ask.add_argument("query", nargs="?", help="typed question")
-    ask.add_argument("--audio", metavar="FILE", help="spoken question (any audio format)")
-    ask.add_argument("--top-k", type=int, metavar="K",
-                     help="sources offered to the model (default S2R_ANSWER_TOP_K = 3)")
+    _question_arguments(ask, top_k_help="sources offered to the model (default "
+                        "S2R_ANSWER_TOP_K = 3)")
     ask.add_argument("--no-llm", action="store_true",
                      help="answer extractively, without starting or calling a model")
     ask.add_argument("--json", action="store_true",
@@ -182,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cap the corpus (targets kept), for quick trials; 0 = all")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _question_arguments(parser: argparse.ArgumentParser, top_k_help: str,
+                        top_k_default: int | None = None) -> None:
+    """The typed-or-spoken question that `search` and `ask` share."""
+    parser.add_argument("query", nargs="?", help="typed question")
+    parser.add_argument("--audio", metavar="FILE", help="spoken question (any audio format)")
+    parser.add_argument("--top-k", type=int, default=top_k_default, metavar="K",
+                        help=top_k_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

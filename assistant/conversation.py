@@ -38,6 +38,3 @@ class Conversation:
 
     def clear(self) -> None:
         self._turns.clear()
-
-    def __len__(self) -> int:
-        return len(self._turns)

@@ -35,7 +35,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr
 
-from assistant.audio import SAMPLE_RATE, decode_audio
+from assistant.audio import decode_audio
 from assistant.generator import ChatClient, ChatConfig
 from assistant.retrieval import Retriever, SearchResult
 from assistant.runtime import Runtime
@@ -57,10 +57,6 @@ class SpokenQueryBundle(QueryBundle):
         else:
             samples = decode_audio(audio)
         return cls(query_str="", audio=samples)
-
-    @property
-    def seconds(self) -> float:
-        return 0.0 if self.audio is None else len(self.audio) / SAMPLE_RATE
 
 
 def _node(hit: Hit) -> NodeWithScore:

@@ -34,12 +34,6 @@ class LocalLLMError(RuntimeError):
     """The local model server could not be started."""
 
 
-def local_llm_available(settings: Settings) -> bool:
-    """True when a local model would start: llama-cpp-python installed and a GGUF found."""
-    return (importlib.util.find_spec("llama_cpp") is not None
-            and resolve_llm_gguf(settings.llm_gguf, settings.cache_dir) is not None)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -216,8 +215,3 @@ class DevicePlayer:
         self._stream.stop()
         self._stream.close()
 
-
-def wait_until_quiet(player: Player, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while player.busy() and time.monotonic() < deadline:
-        time.sleep(0.02)
