@@ -294,7 +294,7 @@ def cmd_ask(runtime, args) -> int:
     if args.top_k is not None and args.top_k < 1:
         return _fail("--top-k must be at least 1", EXIT_USAGE)
     if args.no_llm:
-        runtime.settings = runtime.settings.replace(llm_url="", llm_gguf="none")
+        _without_llm(runtime)
     answerer = Answerer(runtime)
     try:
         question = (Question(audio=decode_audio(args.audio)) if args.audio
@@ -331,6 +331,11 @@ def _span(hit: dict) -> str:
     return f" [{hit['start']:.1f}-{hit['end']:.1f} s]" if hit["start"] is not None else ""
 
 
+def _without_llm(runtime) -> None:
+    """--no-llm: neither an endpoint nor the local model; answers are extractive."""
+    runtime.settings = runtime.settings.replace(llm_url="", llm_gguf="none")
+
+
 def _print_heard(prepared) -> None:
     if prepared.transcript is not None:
         print(f'heard: "{prepared.transcript}"\n')
@@ -364,7 +369,7 @@ def cmd_talk(runtime, args) -> int:
     if args.list_devices:
         return _list_devices()
     if args.no_llm:
-        runtime.settings = runtime.settings.replace(llm_url="", llm_gguf="none")
+        _without_llm(runtime)
     screen = RichScreen()
     try:
         loop, source = _talk_loop(runtime, args, screen)

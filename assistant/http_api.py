@@ -38,6 +38,7 @@ from starlette.datastructures import UploadFile
 
 from assistant.answering import Answerer, Prepared, Question, QuestionError
 from assistant.audio import SAMPLE_RATE, AudioDecodeError, decode_audio
+from assistant.context import cited_numbers
 from assistant.conversation import Conversation
 from assistant.extractive import extractive_answer
 from assistant.generator import AsyncChatClient, LLMError, Message
@@ -90,7 +91,6 @@ class Service:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.settings = runtime.settings
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self.load_error: str | None = None
@@ -376,8 +376,6 @@ class _Reply:
         self.sources = [{"number": i, **h.to_json()} for i, h in enumerate(prepared.sources, 1)]
 
     def extras(self, text: str | None, mode: str) -> dict[str, Any]:
-        from assistant.context import cited_numbers
-
         timings = dict(self.prepared.timings_ms)
         timings["total"] = (time.perf_counter() - self.started) * 1e3
         extra = {"question": self.prepared.question, "transcript": self.prepared.transcript,

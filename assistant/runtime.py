@@ -84,8 +84,10 @@ class Runtime:
         """Load every model (and start the answer model) so the first question is not slow."""
         import numpy as np
 
+        from assistant.audio import SAMPLE_RATE
+
         self.embedder.embed(["warm up"])
-        self.recognizer.recognize(np.zeros(16_000, np.float32))
+        self.recognizer.recognize(np.zeros(SAMPLE_RATE, np.float32))
         self.store.stats()
         self.llm  # noqa: B018 (starts the local model server when one is used)
 

@@ -120,7 +120,7 @@ class Player(Protocol):
     def close(self) -> None: ...
 
 
-def _rms(samples: np.ndarray) -> float:
+def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
 
 
@@ -156,7 +156,7 @@ class VirtualPlayer:
                 offset = int((now - start) * SAMPLE_RATE)
                 if 0 <= offset < len(samples):
                     window = int(self.LEVEL_WINDOW_S * SAMPLE_RATE)
-                    return _rms(samples[offset:offset + window])
+                    return rms(samples[offset:offset + window])
         return 0.0
 
     def close(self) -> None:
@@ -192,7 +192,7 @@ class DevicePlayer:
                     self._pending.popleft()
                 else:
                     self._pending[0] = head[take:]
-        self._level = _rms(out[:written, 0])
+        self._level = rms(out[:written, 0])
 
     def play(self, samples: np.ndarray) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ import numpy as np
 from assistant.answering import Answer, Answerer, Prepared, Question, QuestionError
 from assistant.audio import SAMPLE_RATE
 from assistant.generator import ChatClient
-from assistant.speech_out import Player, SpeechEngine, speakable
+from assistant.speech_out import Player, SpeechEngine, rms, speakable
 from assistant.store.base import Hit
 from assistant.vad import (
     PERIODIC,
@@ -93,6 +93,7 @@ class TurnRecord:
     sources: list[dict[str, Any]] = field(default_factory=list)
     answer: str = ""
     interrupted: bool = False
+    interrupted_at: float | None = None  # seconds into the input: the interrupting speech began
     # ms from the end of speech: endpoint, sources, first_token, first_audio; for an
     # interrupted turn also barge_in_stop (ms from the interrupting speech to silence)
     timings: dict[str, float] = field(default_factory=dict)
@@ -211,8 +212,7 @@ class TalkLoop:
             return True
         if self.options.half_duplex:
             return False
-        level = float(np.sqrt(np.mean(np.square(frame))))
-        return level >= playing * 10 ** (self.options.echo_margin_db / 20)
+        return rms(frame) >= playing * 10 ** (self.options.echo_margin_db / 20)
 
     def _barge_in(self, turn: Turn, onset: float) -> None:
         with turn.lock:
@@ -222,6 +222,7 @@ class TalkLoop:
         if turn.chat is not None:
             turn.chat.close()  # aborts a request still waiting for its first token
         turn.record.interrupted = True
+        turn.record.interrupted_at = round(onset, 3)
         turn.record.timings["barge_in_stop"] = round((stopped - onset) * 1e3, 1)
         self.screen.note(f"[interrupted: stopped {turn.record.timings['barge_in_stop']:.0f} ms "
                          "after you started speaking]")

@@ -14,7 +14,7 @@ import numpy as np
 
 from assistant.audio import wav_bytes
 from assistant.http_api import create_app
-from tests.conftest import ROOT, sharing_store, silence
+from tests.conftest import sharing_store, silence
 from tests.fake_llm import Step
 
 QUESTION = "Who built the first working transistor?"
@@ -247,4 +247,3 @@ def test_openai_client_gets_a_grounded_cited_answer_from_the_local_model(
             {"role": "user", "content": "How do honeybees tell others where food is?"}])
         pieces = [chunk.choices[0].delta.content or "" for chunk in stream]
         assert "dance" in "".join(pieces).lower()
-        assert (ROOT / "prompts" / "system.txt").is_file()

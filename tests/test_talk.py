@@ -78,7 +78,7 @@ def test_recorded_conversation_through_the_loop(conversation, fake, tmp_path):
     assert fake.aborted.is_set(), "generation went on after the barge-in"
     assert second["answer"] == "They perform the waggle dance [1]."
     # the cough inside answer 1 did not interrupt it: the second question did
-    assert first["timings"]["barge_in_stop"] < 1000
+    assert abs(first["interrupted_at"] - spans[1][0]) < 0.4, (first["interrupted_at"], spans)
     # the conversation memory reached the model: turn 2 saw turn 1's (partial) exchange
     turn2 = fake.requests[1]["body"]["messages"]
     assert [m["role"] for m in turn2] == ["system", "user", "assistant", "user"]
