@@ -45,6 +45,19 @@ class Settings:
     collection: str = "s2r"
     # HNSW search depth: higher = better recall, slower (only matters once a segment is indexed)
     search_hnsw_ef: int = 128
+    # Collection layout, applied when s2r creates the collection (docs/scaling.md). The first
+    # four only mean something on a Qdrant server or cluster.
+    qdrant_shards: int = 0  # 0 = Qdrant's default (one shard per node)
+    qdrant_replicas: int = 0  # 0 = 1 on a single node, 2 on a cluster (must be >= 2 there)
+    qdrant_write_consistency: int = 1  # replicas that must confirm a write
+    qdrant_read_consistency: str = ""  # "" = server default (1), majority, quorum, all or N
+    qdrant_on_disk: bool = False  # vectors and payload memory-mapped from disk (graph in RAM)
+    qdrant_hnsw_m: int = 16  # graph links per node: more = better recall, more memory
+    qdrant_hnsw_ef_construct: int = 100
+    qdrant_quantization: str = "none"  # "int8": scalar quantization in RAM, rescored
+    qdrant_timeout_s: float = 10.0  # per request to a Qdrant server
+    qdrant_retries: int = 3  # extra tries on connection errors, 429 and 5xx, with backoff
+    qdrant_upsert_batch: int = 256  # points per upsert request
 
     # Models: empty = the offline package; otherwise a local directory or a hub id.
     whisper_model: str = ""
@@ -126,6 +139,18 @@ class Settings:
             raise SettingsError("llm_retries must be >= 0 and llm_timeout_s > 0")
         if self.tts_engine not in ("espeak-ng", "openai", "piper"):
             raise SettingsError("tts_engine must be espeak-ng, openai or piper")
+        if self.qdrant_quantization not in ("none", "int8"):
+            raise SettingsError("qdrant_quantization must be 'none' or 'int8'")
+        if self.qdrant_read_consistency not in ("", "majority", "quorum", "all") \
+                and not self.qdrant_read_consistency.isdigit():
+            raise SettingsError("qdrant_read_consistency must be '', majority, quorum, all or a "
+                                "number of replicas")
+        if min(self.qdrant_shards, self.qdrant_replicas, self.qdrant_retries) < 0 or min(
+                self.qdrant_write_consistency, self.qdrant_hnsw_m, self.qdrant_upsert_batch) < 1 \
+                or self.qdrant_hnsw_ef_construct < 4 or self.qdrant_timeout_s <= 0:
+            raise SettingsError("qdrant_shards/replicas/retries must be >= 0, "
+                                "write_consistency/hnsw_m/upsert_batch >= 1, hnsw_ef_construct "
+                                ">= 4 and timeout_s > 0")
         if self.answer_top_k < 1 or self.context_tokens < 1 or self.history_turns < 0:
             raise SettingsError("answer_top_k and context_tokens must be >= 1, history_turns >= 0")
 

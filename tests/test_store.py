@@ -7,6 +7,7 @@ from qdrant_client import QdrantClient
 from assistant.chunks import Chunk
 from assistant.store.base import StoredPoint, StoreError
 from assistant.store.edge import EdgeStore
+from assistant.store.layout import Layout
 from assistant.store.server import ServerStore
 
 DIM = 8
@@ -27,10 +28,13 @@ def point(source: str, index: int, doc_hash: str = "h1", kind: str = "text",
     return StoredPoint(chunk, vectors)
 
 
-@pytest.fixture(params=["edge", "server"])
+@pytest.fixture(params=["edge", "edge-int8-on-disk", "server"])
 def store(request, tmp_path):
     if request.param == "edge":
         s = EdgeStore(tmp_path / "col", DIM, "test-model")
+    elif request.param == "edge-int8-on-disk":  # the server-scale layout, embedded
+        layout = Layout(on_disk=True, quantization="int8", hnsw_m=8, hnsw_ef_construct=50)
+        s = EdgeStore(tmp_path / "col", DIM, "test-model", layout)
     else:
         s = ServerStore(QdrantClient(location=":memory:"), "col", DIM, ":memory:")
     yield s
@@ -103,9 +107,11 @@ def test_server_store_rejects_wrong_vector_size():
         ServerStore(client, "col", 16, ":memory:")
 
 
-def test_unreachable_server_is_a_clear_error():
-    with pytest.raises(StoreError, match="cannot use Qdrant at http://127.0.0.1:9"):
-        ServerStore.connect("http://127.0.0.1:9", None, "col", DIM)
+def test_unreachable_server_is_a_clear_error_after_bounded_retries():
+    layout = Layout(retries=2, timeout_s=1)
+    with pytest.raises(StoreError, match=r"Qdrant at http://127.0.0.1:9 did not answer "
+                                         r"collection_exists after 3 tries \(ConnectError"):
+        ServerStore.connect("http://127.0.0.1:9", None, "col", DIM, layout)
 
 
 def test_fused_dense_and_sparse_search(store):

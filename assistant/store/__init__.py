@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from assistant.settings import Settings
 from assistant.store.base import Hit, Store, StoredPoint, StoreError, StoreStats
+from assistant.store.layout import Layout
 
 
 def open_store(settings: Settings, dim: int, model_id: str) -> Store:
     """Open (creating if needed) the configured collection for ``dim``-wide vectors."""
+    layout = Layout.from_settings(settings)
     if settings.uses_embedded_store:
         from assistant.store.edge import EdgeStore
 
         return EdgeStore(settings.data_dir / "qdrant" / settings.collection, dim, model_id,
-                         hnsw_ef=settings.search_hnsw_ef)
+                         layout)
     from assistant.store.server import ServerStore
 
     return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key or None,
-                               settings.collection, dim, hnsw_ef=settings.search_hnsw_ef)
+                               settings.collection, dim, layout)
 
 
-__all__ = ["Hit", "Store", "StoreError", "StoreStats", "StoredPoint", "open_store"]
+__all__ = ["Hit", "Layout", "Store", "StoreError", "StoreStats", "StoredPoint", "open_store"]

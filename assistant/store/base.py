@@ -19,7 +19,7 @@ RRF_K = 60  # reciprocal-rank-fusion constant (the usual value from Cormack et a
 # sparse leg tie exactly, and Qdrant orders ties arbitrarily (run-to-run MRR jitter). Weighting
 # the sparse leg a hair lower breaks such ties in favour of the dense leg, deterministically.
 RRF_WEIGHTS = (1.0, 0.999)
-INDEXED_FIELDS = ("source", "kind", "doc_hash")
+INDEXED_FIELDS = ("source", "kind", "doc_hash", "title")
 
 
 Terms = list[tuple[str, str]]

@@ -27,9 +27,10 @@ from assistant.store.base import (
     StoreStats,
     filter_terms,
 )
+from assistant.store.layout import DEFAULT_LAYOUT, QUANTILE, QUANTIZATION_OVERSAMPLING, Layout
 
 META_FILE = "s2r-collection.json"
-SCHEMA = 2  # 2: the bm25 sparse vector
+SCHEMA = 3  # 2: the bm25 sparse vector; 3: the title index
 
 
 def _vector(value: np.ndarray | SparseVector) -> list[float] | qe.SparseVector:
@@ -58,12 +59,32 @@ def _load(path: Path) -> qe.EdgeShard:
         raise StoreError(f"cannot open the collection at {path}: {exc}") from exc
 
 
+def _config(dim: int, layout: Layout) -> qe.EdgeConfig:
+    quantization = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=QUANTILE,
+                                               always_ram=True) if layout.quantized else None
+    return qe.EdgeConfig(
+        vectors={name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
+                                           on_disk=layout.on_disk)
+                 for name in VECTOR_NAMES},
+        sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf,
+                                                                 on_disk=layout.on_disk)},
+        on_disk_payload=layout.on_disk,
+        hnsw_config=qe.HnswIndexConfig(m=layout.hnsw_m, ef_construct=layout.hnsw_ef_construct,
+                                       full_scan_threshold=10_000),
+        quantization_config=quantization,
+    )
+
+
 class EdgeStore:
     """The embedded default store; one directory holds the whole collection."""
 
-    def __init__(self, path: Path, dim: int, model_id: str, hnsw_ef: int = 128) -> None:
+    def __init__(self, path: Path, dim: int, model_id: str,
+                 layout: Layout = DEFAULT_LAYOUT) -> None:
         self.path = Path(path)
-        self._params = qe.SearchParams(hnsw_ef=hnsw_ef)
+        rescore = qe.QuantizationSearchParams(rescore=True,
+                                              oversampling=QUANTIZATION_OVERSAMPLING)
+        self._params = qe.SearchParams(hnsw_ef=layout.hnsw_ef,
+                                       quantization=rescore if layout.quantized else None)
         meta_path = self.path / META_FILE
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -74,24 +95,30 @@ class EdgeStore:
                     "S2R_COLLECTION or S2R_DATA_DIR"
                 )
             self._shard = _load(self.path)
-            if meta.get("schema", 1) < SCHEMA:  # made before the sparse leg: add it
-                self._shard.update(qe.UpdateOperation.create_sparse_vector(
-                    SPARSE_VECTOR, modifier=qe.Modifier.Idf))
+            if meta.get("schema", 1) < SCHEMA:
+                self._migrate(meta.get("schema", 1))
                 meta_path.write_text(json.dumps(meta | {"schema": SCHEMA}))
             return
-        config = qe.EdgeConfig(
-            vectors={name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
-                     for name in VECTOR_NAMES},
-            sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        )
         self.path.mkdir(parents=True, exist_ok=True)
-        self._shard = qe.EdgeShard.create(str(self.path), config)
+        self._shard = qe.EdgeShard.create(str(self.path), _config(dim, layout))
         for name in INDEXED_FIELDS:
-            self._shard.update(qe.UpdateOperation.create_field_index(
-                name, qe.PayloadSchemaType.Keyword))
+            self._index(name)
         self._shard.flush()
         # Written last: a directory without it is an interrupted creation, not a collection.
         meta_path.write_text(json.dumps({"dim": dim, "model_id": model_id, "schema": SCHEMA}))
+
+    def _index(self, field_name: str) -> None:
+        self._shard.update(qe.UpdateOperation.create_field_index(
+            field_name, qe.PayloadSchemaType.Keyword))
+
+    def _migrate(self, schema: int) -> None:
+        """Bring a collection made by an older s2r up to the current schema, in place."""
+        if schema < 2:
+            self._shard.update(qe.UpdateOperation.create_sparse_vector(
+                SPARSE_VECTOR, modifier=qe.Modifier.Idf))
+        if schema < 3:
+            self._index("title")
+        self._shard.flush()
 
     def upsert(self, points: list[StoredPoint]) -> None:
         if not points:
