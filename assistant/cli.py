@@ -469,6 +469,7 @@ def cmd_stats(runtime, args) -> int:
 
 def cmd_delete(runtime, args) -> int:
     removed = runtime.store.delete_source(args.source)
+    runtime.manifest.forget(args.source)
     if not removed:
         return _fail(f"no chunks with source {args.source!r} (see `s2r stats`)", EXIT_FAILED)
     print(f"deleted {removed} chunk(s) of {args.source}")

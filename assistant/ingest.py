@@ -1,10 +1,11 @@
 """Ingestion: files → chunks → vectors → the store, with per-file error isolation.
 
 Each source is fingerprinted (file bytes plus the settings that shape its chunks).  A source
-whose stored chunks all carry the current fingerprint is skipped; a changed one is re-chunked,
-its new chunks upserted, and only then are chunks of older fingerprints deleted, so a crash
-mid-way never leaves a source with nothing.  Chunks of many small files are embedded together,
-because one passage per model call wastes most of the CPU.
+the manifest records with the current fingerprint, whose chunks are all in the store, is
+skipped; a changed one is re-chunked, its new chunks upserted, and only then are chunks of
+older fingerprints deleted and the source recorded, so a crash mid-way never leaves a source
+with nothing, and the re-run completes any source the crash cut short.  Chunks of many small
+files are embedded together, because one passage per model call wastes most of the CPU.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from connectors.folder import expand_paths
 from connectors.spoken import read_spoken
 
 log = logging.getLogger(__name__)
-
-EMBED_GROUP = 2048  # chunks embedded together: a bigger pool sorts by length with less padding
 
 
 @dataclass
@@ -170,9 +169,14 @@ class Ingestor:
             self._add_audio(path, source, doc_hash, report)
 
     def _is_stored(self, source: str, doc_hash: str) -> bool:
-        """True when every stored chunk of ``source`` comes from this exact version."""
-        stored = self.runtime.store.count(source=source)
-        return stored > 0 and self.runtime.store.count(source=source, doc_hash=doc_hash) == stored
+        """True when this exact version of ``source`` finished ingesting (the manifest says so)
+        and the store still holds all of its chunks and nothing else of that source."""
+        entry = self.runtime.manifest.get(source)
+        if entry is None or entry.doc_hash != doc_hash:
+            return False
+        store = self.runtime.store
+        return store.count(source=source) == entry.chunks == store.count(
+            source=source, doc_hash=doc_hash)
 
     def _add_text(self, doc: TextDocument, doc_hash: str, report: IngestReport) -> None:
         s = self.settings
@@ -201,7 +205,7 @@ class Ingestor:
 
     def _queue(self, prepared: _Prepared, report: IngestReport) -> None:
         self._pending.append(prepared)
-        if sum(len(p.chunks) for p in self._pending) >= EMBED_GROUP:
+        if sum(len(p.chunks) for p in self._pending) >= self.settings.ingest_group_chunks:
             self._flush(report)
 
     def _flush(self, report: IngestReport) -> None:
@@ -223,6 +227,8 @@ class Ingestor:
         for p in pending:
             store.delete_source(p.source, keep_doc_hash=p.doc_hash)
             report.ingested.append(p.source)
+        # only now, with every chunk stored and older versions gone, is a source done
+        self.runtime.manifest.record([(p.source, p.doc_hash, len(p.chunks)) for p in pending])
         report.chunks += len(chunks)
 
 

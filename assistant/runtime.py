@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from assistant.asr import Transcriber
     from assistant.embedder import TextEmbedder
     from assistant.llm import LLMBackend
+    from assistant.manifest import Manifest
     from assistant.s2r import IntegratedRecognizer
     from assistant.sparse import LexicalEncoder
     from assistant.store.base import Store
@@ -29,6 +30,7 @@ class Runtime:
         self._transcriber = transcriber
         self._recognizer: IntegratedRecognizer | None = None
         self._store: Store | None = None
+        self._manifest: Manifest | None = None
         self._llm: LLMBackend | None = None
 
     @property
@@ -72,6 +74,17 @@ class Runtime:
         return self._store
 
     @property
+    def manifest(self) -> Manifest:
+        """Which sources of this collection are completely ingested (crash-safe re-runs)."""
+        if self._manifest is None:
+            from assistant.manifest import Manifest
+
+            s = self.settings
+            self._manifest = Manifest.for_collection(s.data_dir, s.qdrant_url or "embedded",
+                                                     s.collection)
+        return self._manifest
+
+    @property
     def llm(self) -> LLMBackend:
         """The answer model; the first use may start the local model server (seconds)."""
         if self._llm is None:
@@ -105,3 +118,6 @@ class Runtime:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None

@@ -71,6 +71,9 @@ class Settings:
     embedder_model: str = ""
     embedder_backend: str = "ct2"  # "ct2" (int8, converted once into cache_dir) or "torch"
     embed_batch_size: int = 8
+    # Chunks embedded and stored together during ingest: bigger groups pad less, smaller ones
+    # commit (and record in the manifest) more often.
+    ingest_group_chunks: int = 2048
     threads: int = 0  # 0 = all cores
 
     # Text chunking, in embedder tokens.
@@ -139,6 +142,8 @@ class Settings:
             raise SettingsError("llm_retries must be >= 0 and llm_timeout_s > 0")
         if self.tts_engine not in ("espeak-ng", "openai", "piper"):
             raise SettingsError("tts_engine must be espeak-ng, openai or piper")
+        if self.ingest_group_chunks < 1:
+            raise SettingsError("ingest_group_chunks must be >= 1")
         if self.qdrant_quantization not in ("none", "int8"):
             raise SettingsError("qdrant_quantization must be 'none' or 'int8'")
         if self.qdrant_read_consistency not in ("", "majority", "quorum", "all") \
