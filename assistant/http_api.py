@@ -17,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
+import hmac
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -119,6 +122,53 @@ class Service:
         return await run_in_threadpool(locked)
 
 
+class BodyLimit:
+    """Refuse a request body over the limit while it streams in, whether or not it declares
+    a Content-Length (a chunked upload could otherwise fill the disk or memory)."""
+
+    def __init__(self, app, max_bytes: int, limit_mb: float) -> None:
+        self.app, self.max_bytes = app, max_bytes
+        self.error = APIError(413, f"request body over the {limit_mb:g} MB limit",
+                              code="payload_too_large")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self.error.response()(scope, receive, send)
+        seen = 0
+        refused = False
+
+        async def counted():
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not refused:
+                    refused = True
+                    await self.error.response()(scope, receive, send)
+                    return {"type": "http.disconnect"}  # the app stops reading
+            return message
+
+        async def unless_refused(message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_refused)
+        except Exception:
+            if not refused:  # the app's reaction to the cut-off body is not an error
+                raise
+
+
+def _write_upload(path: Path, data: bytes) -> None:
+    """Write an upload without following a symlink planted at its name."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
     service = Service(runtime)
 
@@ -151,22 +201,27 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
                         code="invalid_value").response()
 
     @app.middleware("http")
-    async def _limits(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            return APIError(413, f"request body over the {settings.max_upload_mb:g} MB limit",
-                            code="payload_too_large").response()
+    async def _timeout(request: Request, call_next):
         try:
             return await asyncio.wait_for(call_next(request), settings.request_timeout_s)
         except TimeoutError:
             return APIError(504, f"request took over {settings.request_timeout_s:g} s",
                             "timeout_error", "timeout").response()
 
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, limit_mb=settings.max_upload_mb)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"],
+                           allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+                           allow_headers=["authorization", "content-type"])
+    expected = f"Bearer {settings.api_key}".encode()
+
     def authorized(request: Request) -> None:
         if not settings.api_key:
             return
-        header = request.headers.get("authorization", "")
-        if header != f"Bearer {settings.api_key}":
+        header = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(header, expected):  # constant time: no timing oracle
             raise APIError(401, "missing or wrong API key (Authorization: Bearer …)",
                            "authentication_error", "invalid_api_key")
 
@@ -285,7 +340,14 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
         for upload in uploads:
             name = UNSAFE_NAME.sub("_", Path(upload.filename or "upload").name).strip("._")
             path = folder / (name or "upload")
-            path.write_bytes(await upload.read())
+            try:
+                _write_upload(path, await upload.read())
+            except OSError as exc:  # disk full, a planted symlink …: say so, keep nothing half
+                if not path.is_symlink():
+                    path.unlink(missing_ok=True)
+                raise APIError(507 if exc.errno == errno.ENOSPC else 500,
+                               f"cannot store upload {name!r}: {exc.strerror}", "server_error",
+                               "storage_error") from exc
             paths.append(str(path))
         report = await service.run(
             lambda: Ingestor(runtime).ingest_paths(paths, progress=False))

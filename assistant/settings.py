@@ -123,6 +123,7 @@ class Settings:
 
     # HTTP service (`s2r serve`).
     api_key: str = ""  # bearer token required on every endpoint but /healthz ("" = open)
+    cors_origins: str = ""  # comma-separated origins browsers may call from ("" = CORS off)
     max_upload_mb: float = 25.0
     max_audio_s: float = 60.0  # longest spoken question accepted
     request_timeout_s: float = 300.0
