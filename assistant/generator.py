@@ -99,7 +99,26 @@ def _error_for(response: httpx.Response) -> LLMError:
                     response.status_code)
 
 
-def _parse_completion(data: dict[str, Any]) -> Completion:
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _ok_stream(response: httpx.Response) -> httpx.Response:
+    """A 200 answer to a stream request that is not server-sent events (a proxy's HTML page,
+    a plain JSON body) is an error, not an empty answer."""
+    if _ok(response) and not _is_event_stream(response):
+        kind = response.headers.get("content-type") or "no content type"
+        raise LLMError(f"model endpoint answered a stream request with {kind}, not server-sent "
+                       f"events: {response.text[:200]!r}")
+    return response
+
+
+def _parse_completion(response: httpx.Response) -> Completion:
+    try:
+        data = response.json()
+    except ValueError as exc:  # an HTML error page from a proxy, a truncated body …
+        raise LLMError("model endpoint sent a completion that is not JSON: "
+                       f"{response.text[:200]!r}") from exc
     try:
         choice = data["choices"][0]
         return Completion(choice["message"].get("content") or "", choice.get("finish_reason"),
@@ -160,7 +179,7 @@ class ChatClient:
             response = None
             try:
                 response = _ok(self._http.post(self.config.endpoint, json=body))
-                return _parse_completion(response.json())
+                return _parse_completion(response)
             except (httpx.TransportError, LLMError) as exc:
                 time.sleep(_give_up_or_wait(exc, attempt, response, self.config))
         raise AssertionError("unreachable")
@@ -173,9 +192,9 @@ class ChatClient:
             started = False
             try:
                 with self._http.stream("POST", self.config.endpoint, json=body) as response:
-                    if response.status_code != 200:
+                    if response.status_code != 200 or not _is_event_stream(response):
                         response.read()
-                    for line in _ok(response).iter_lines():
+                    for line in _ok_stream(response).iter_lines():
                         if (delta := _sse_delta(line)) is None:
                             return
                         started = started or bool(delta)
@@ -204,7 +223,7 @@ class AsyncChatClient:
             response = None
             try:
                 response = _ok(await self._http.post(self.config.endpoint, json=body))
-                return _parse_completion(response.json())
+                return _parse_completion(response)
             except (httpx.TransportError, LLMError) as exc:
                 await asyncio.sleep(_give_up_or_wait(exc, attempt, response, self.config))
         raise AssertionError("unreachable")
@@ -217,9 +236,9 @@ class AsyncChatClient:
             try:
                 async with self._http.stream("POST", self.config.endpoint,
                                              json=body) as response:
-                    if response.status_code != 200:
+                    if response.status_code != 200 or not _is_event_stream(response):
                         await response.aread()
-                    async for line in _ok(response).aiter_lines():
+                    async for line in _ok_stream(response).aiter_lines():
                         if (delta := _sse_delta(line)) is None:
                             return
                         started = started or bool(delta)

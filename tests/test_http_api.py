@@ -11,6 +11,7 @@ import time
 
 import httpx
 import numpy as np
+import pytest
 
 from assistant.audio import wav_bytes
 from assistant.http_api import create_app
@@ -80,16 +81,25 @@ def test_non_streaming_answer_and_conversation_history(answer_runtime, fake):
     assert "Question: What was it made of?" in sent[-1]["content"]
 
 
-def test_upstream_failure_is_502_with_the_sources(answer_runtime, fake):
-    fake.default = Step(status=503, headers={"Retry-After": "0"})
-    app = loaded_app(answer_runtime, llm_url=fake.url, llm_retries=0)
+@pytest.mark.parametrize("fault", ["503", "down", "slow", "garbage"])
+def test_a_failing_model_is_502_with_the_sources_within_the_timeout(answer_runtime, fake, fault):
+    """Down, slow, overloaded or talking nonsense: the retrieved sources still come back."""
+    url = "http://127.0.0.1:9/v1" if fault == "down" else fake.url
+    fake.default = {"503": Step(status=503, headers={"Retry-After": "0"}),
+                    "slow": Step(delay_s=5.0),
+                    "garbage": Step(raw="<html>gateway says hi</html>")}.get(fault, Step())
+    app = loaded_app(answer_runtime, llm_url=url, llm_retries=0, llm_timeout_s=1.0)
     for stream in (False, True):
+        started = time.monotonic()
         response = call(app, "POST", "/v1/chat/completions", json={
             "stream": stream, "messages": [{"role": "user", "content": QUESTION}]})
-        assert response.status_code == 502
+        assert time.monotonic() - started < 4.0  # the model's 1 s timeout, not its 5 s delay
+        assert response.status_code == 502, response.text
         body = response.json()
-        assert body["error"]["code"] == "llm_failed" and "503" in body["error"]["message"]
+        assert body["error"]["code"] == "llm_failed" and body["error"]["message"]
         assert body["sources"][0]["title"] == "The transistor"
+        if fault == "503":
+            assert "503" in body["error"]["message"]
 
 
 def test_without_a_model_answers_are_extractive(answer_runtime):
