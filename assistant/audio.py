@@ -78,9 +78,26 @@ def iter_audio_blocks(source: AudioSource, block_seconds: float = 30.0) -> Itera
         raise AudioDecodeError(f"{label}: decodes to no audio samples (empty or corrupt file)")
 
 
-def decode_audio(source: AudioSource) -> np.ndarray:
-    """Decode a whole (short) input, e.g. a spoken query, to one float32 array."""
-    return np.concatenate(list(iter_audio_blocks(source)))
+class AudioTooLongError(AudioDecodeError):
+    """A spoken question longer than allowed; decoding stopped at the limit."""
+
+
+def decode_audio(source: AudioSource, max_seconds: float | None = None) -> np.ndarray:
+    """Decode a whole (short) input, e.g. a spoken query, to one float32 array.
+
+    With ``max_seconds``, decoding stops as soon as the input proves longer: a small,
+    low-bitrate upload can otherwise decode to hours of samples (gigabytes of memory).
+    """
+    if max_seconds is None:
+        return np.concatenate(list(iter_audio_blocks(source)))
+    blocks, total = [], 0
+    for block in iter_audio_blocks(source, block_seconds=min(max(max_seconds, 1.0), 30.0)):
+        blocks.append(block)
+        total += block.size
+        if total > max_seconds * SAMPLE_RATE:
+            raise AudioTooLongError(f"{_label(source)}: longer than {max_seconds:g} s; a spoken "
+                                    "question must be shorter (S2R_MAX_AUDIO_S)")
+    return np.concatenate(blocks)
 
 
 def write_wav(path: str | Path | BinaryIO, samples: np.ndarray, rate: int = SAMPLE_RATE

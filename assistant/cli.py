@@ -266,7 +266,8 @@ def cmd_search(runtime, args) -> int:
     retriever = Retriever(runtime)
     if args.audio:
         spoken = retriever.search_audio_cascade if args.cascade else retriever.search_audio
-        result = spoken(decode_audio(args.audio), args.top_k, args.kind)
+        result = spoken(decode_audio(args.audio, runtime.settings.max_audio_s), args.top_k,
+                        args.kind)
     else:
         result = retriever.search_text(args.query, args.top_k, args.kind)
     if args.json:
@@ -297,7 +298,8 @@ def cmd_ask(runtime, args) -> int:
         _without_llm(runtime)
     answerer = Answerer(runtime)
     try:
-        question = (Question(audio=decode_audio(args.audio)) if args.audio
+        question = (Question(audio=decode_audio(args.audio, runtime.settings.max_audio_s))
+                    if args.audio
                     else Question(text=args.query))
         if not args.json:
             print(f"model: {runtime.llm.description}", file=sys.stderr)

@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from assistant.answering import Answerer, Prepared, Question, QuestionError
-from assistant.audio import SAMPLE_RATE, AudioDecodeError, decode_audio
+from assistant.audio import AudioDecodeError, AudioTooLongError, decode_audio
 from assistant.context import cited_numbers
 from assistant.conversation import Conversation
 from assistant.extractive import extractive_answer
@@ -415,15 +415,13 @@ def _checked_audio(raw: bytes, settings, label: str | None) -> np.ndarray:
     if not raw:
         raise APIError(400, f"{label or 'audio'} is empty", code="invalid_audio")
     try:
-        audio = decode_audio(raw)
+        return decode_audio(raw, settings.max_audio_s)
+    except AudioTooLongError as exc:
+        raise APIError(413, f"audio is longer than the {settings.max_audio_s:g} s limit",
+                       code="audio_too_long") from exc
     except AudioDecodeError as exc:
         raise APIError(400, f"{label or 'audio'} is not decodable audio: {exc}",
                        code="invalid_audio") from exc
-    seconds = len(audio) / SAMPLE_RATE
-    if seconds > settings.max_audio_s:
-        raise APIError(413, f"audio is {seconds:.1f} s long; the limit is "
-                       f"{settings.max_audio_s:g} s", code="audio_too_long")
-    return audio
 
 
 class _Reply:

@@ -91,6 +91,9 @@ class Ingestor:
         self._progress = progress
         bar = tqdm(files, desc="ingest", unit="file", disable=not progress or len(files) < 2)
         for found in bar:
+            if found.refused:
+                report.failed.append((found.source, f"{found.source}: {found.refused}"))
+                continue
             kind = source_kind(found.path)
             if found.path.exists() and kind is None and not found.explicit:
                 report.skipped.append(found.source)
@@ -156,6 +159,8 @@ class Ingestor:
                      report: IngestReport) -> None:
         if not path.exists():
             raise DocumentError(f"{path}: no such file or directory")
+        if not path.is_file():  # reading a FIFO or a device would block or never end
+            raise DocumentError(f"{path}: not a regular file (a folder, FIFO, socket or device)")
         if kind is None:
             raise DocumentError(f"{path}: unsupported file type '{path.suffix}'")
         signature = self._text_signature() if kind == "text" else self._audio_signature()

@@ -2,7 +2,9 @@
 
 Folders are walked recursively in sorted order; include/exclude globs match the path relative
 to the folder (and the bare file name), so ``--include '*.md' --exclude 'drafts/*'`` work as
-people expect.  Symlinked folders are not followed, so a link loop cannot hang the walk.
+people expect.  Symlinked folders are not followed, so a link loop cannot hang the walk, and
+a linked file whose target lies outside the folder is refused (a link must not pull in
+``/etc/shadow`` or another user's files just because it sits in the folder being ingested).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class FoundFile:
     path: Path
     source: str  # path as given, or folder as given joined with the relative path
     explicit: bool  # named on the command line (an unsupported type is then an error)
+    refused: str | None = None  # why this file must not be read, reported as a failure
 
 
 def _matches(rel: str, patterns: Iterable[str]) -> bool:
@@ -35,6 +38,7 @@ def expand_paths(paths: Iterable[str], include: Iterable[str] = (),
         if not root.is_dir():
             yield FoundFile(root, given, explicit=True)
             continue
+        inside = root.resolve()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
             for name in sorted(filenames):
@@ -44,4 +48,15 @@ def expand_paths(paths: Iterable[str], include: Iterable[str] = (),
                     continue
                 if exclude and _matches(rel, exclude):
                     continue
-                yield FoundFile(full, os.path.join(given, rel), explicit=False)
+                yield FoundFile(full, os.path.join(given, rel), explicit=False,
+                                refused=_outside_link(full, inside))
+
+
+def _outside_link(path: Path, inside: Path) -> str | None:
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if target.is_relative_to(inside):
+        return None
+    return (f"a symbolic link to {target}, outside the folder being ingested; name the "
+            "target itself to ingest it")
