@@ -23,7 +23,7 @@ from assistant.audio import AudioDecodeError
 from assistant.chunking import chunk_text
 from assistant.chunks import Chunk
 from assistant.runtime import Runtime
-from assistant.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint
+from assistant.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint, StoreError
 from assistant.vad import VadConfig
 from connectors import DocumentError, TextDocument, read_document, source_kind
 from connectors.folder import expand_paths
@@ -100,6 +100,8 @@ class Ingestor:
                 continue
             try:
                 self._ingest_file(found.path, found.source, kind, report)
+            except StoreError as exc:  # the store, not this file, failed: stop here
+                raise _aborted(exc, report) from exc
             except (DocumentError, AudioDecodeError, OSError) as exc:
                 report.failed.append((found.source, _reason(exc, found.path)))
             except Exception as exc:  # a bug or model failure on one file must not stop the rest
@@ -107,7 +109,10 @@ class Ingestor:
                 report.failed.append((found.source, f"unexpected {type(exc).__name__}: {exc}"))
             queued = sum(len(p.chunks) for p in self._pending)
             bar.set_postfix(chunks=report.chunks + queued, failed=len(report.failed))
-        self._flush(report)
+        try:
+            self._flush(report)
+        except StoreError as exc:
+            raise _aborted(exc, report) from exc
         self.runtime.store.finish_batch()
         report.seconds = time.perf_counter() - started
         return report
@@ -235,6 +240,12 @@ class Ingestor:
         # only now, with every chunk stored and older versions gone, is a source done
         self.runtime.manifest.record([(p.source, p.doc_hash, len(p.chunks)) for p in pending])
         report.chunks += len(chunks)
+
+
+def _aborted(exc: StoreError, report: IngestReport) -> StoreError:
+    return StoreError(f"ingest stopped: {exc}. {len(report.ingested)} new and "
+                      f"{len(report.unchanged)} unchanged source(s) are stored completely; a "
+                      "re-run skips them and does the rest")
 
 
 def _reason(exc: Exception, path: Path) -> str:

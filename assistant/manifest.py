@@ -15,8 +15,12 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from assistant.store.base import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -39,11 +43,22 @@ class Entry:
 class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a recorded source survives power loss
-        self._db.execute(SCHEMA)
+        with self._errors():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a recorded source survives power loss
+            self._db.execute(SCHEMA)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A manifest that cannot be read or written stops the ingest like a failing store
+        (it is part of the store's state), instead of failing every file one by one."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"ingest manifest {self.path}: {exc}") from exc
 
     @classmethod
     def for_collection(cls, data_dir: Path, location: str, collection: str) -> Manifest:
@@ -51,14 +66,15 @@ class Manifest:
         return cls(Path(data_dir) / "manifests" / f"{collection}-{key}.sqlite")
 
     def get(self, source: str) -> Entry | None:
-        row = self._db.execute("SELECT source, doc_hash, chunks, ingested_at FROM sources "
-                               "WHERE source = ?", (source,)).fetchone()
+        with self._errors():
+            row = self._db.execute("SELECT source, doc_hash, chunks, ingested_at FROM sources "
+                                   "WHERE source = ?", (source,)).fetchone()
         return Entry(*row) if row else None
 
     def record(self, entries: list[tuple[str, str, int]]) -> None:
         """Mark (source, doc_hash, chunks) as completely stored, in one transaction."""
         now = time.time()
-        with self._db:
+        with self._errors(), self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO sources VALUES (?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET "
@@ -67,7 +83,8 @@ class Manifest:
                 [(source, doc_hash, chunks, now) for source, doc_hash, chunks in entries])
 
     def forget(self, source: str) -> None:
-        self._db.execute("DELETE FROM sources WHERE source = ?", (source,))
+        with self._errors():
+            self._db.execute("DELETE FROM sources WHERE source = ?", (source,))
 
     def close(self) -> None:
         self._db.close()

@@ -58,6 +58,9 @@ class Settings:
     qdrant_timeout_s: float = 10.0  # per request to a Qdrant server
     qdrant_retries: int = 3  # extra tries on connection errors, 429 and 5xx, with backoff
     qdrant_upsert_batch: int = 256  # points per upsert request
+    # The embedded store memory-maps its files: running out of disk mid-write kills the process
+    # (SIGBUS) instead of raising an error, so writes stop while this much is still free.
+    min_free_mb: int = 256
 
     # Models: empty = the offline package; otherwise a local directory or a hub id.
     whisper_model: str = ""

@@ -20,7 +20,7 @@ def open_store(settings: Settings, dim: int, model_id: str) -> Store:
         from assistant.store.edge import EdgeStore
 
         return EdgeStore(settings.data_dir / "qdrant" / settings.collection, dim, model_id,
-                         layout)
+                         layout, settings.min_free_mb)
     from assistant.store.server import ServerStore
 
     return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key or None,

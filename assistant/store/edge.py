@@ -8,6 +8,8 @@ points in about a second and answers in about a millisecond (benchmarks/results/
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from assistant.store.base import (
 )
 from assistant.store.layout import DEFAULT_LAYOUT, QUANTILE, QUANTIZATION_OVERSAMPLING, Layout
 
+log = logging.getLogger(__name__)
 META_FILE = "s2r-collection.json"
 SCHEMA = 3  # 2: the bm25 sparse vector; 3: the title index
 
@@ -79,8 +82,11 @@ class EdgeStore:
     """The embedded default store; one directory holds the whole collection."""
 
     def __init__(self, path: Path, dim: int, model_id: str,
-                 layout: Layout = DEFAULT_LAYOUT) -> None:
+                 layout: Layout = DEFAULT_LAYOUT, min_free_mb: int = 0) -> None:
         self.path = Path(path)
+        self.min_free_mb = min_free_mb
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._check_space()
         rescore = qe.QuantizationSearchParams(rescore=True,
                                               oversampling=QUANTIZATION_OVERSAMPLING)
         self._params = qe.SearchParams(hnsw_ef=layout.hnsw_ef,
@@ -99,7 +105,6 @@ class EdgeStore:
                 self._migrate(meta.get("schema", 1))
                 meta_path.write_text(json.dumps(meta | {"schema": SCHEMA}))
             return
-        self.path.mkdir(parents=True, exist_ok=True)
         self._shard = qe.EdgeShard.create(str(self.path), _config(dim, layout))
         for name in INDEXED_FIELDS:
             self._index(name)
@@ -120,9 +125,20 @@ class EdgeStore:
             self._index("title")
         self._shard.flush()
 
+    def _check_space(self) -> None:
+        """Refuse to write with less than ``min_free_mb`` left: the engine's memory-mapped
+        files turn a full disk into a crash (SIGBUS), not an error, so stop before it."""
+        free_mb = shutil.disk_usage(self.path).free / 2**20
+        if free_mb < self.min_free_mb:
+            raise StoreError(
+                f"disk nearly full: {free_mb:.0f} MB free on the volume of {self.path}, and "
+                f"s2r keeps {self.min_free_mb} MB free (S2R_MIN_FREE_MB) so the store stays "
+                "consistent; free some space or move S2R_DATA_DIR")
+
     def upsert(self, points: list[StoredPoint]) -> None:
         if not points:
             return
+        self._check_space()
         batch = [
             qe.Point(
                 p.chunk.id,
@@ -187,6 +203,11 @@ class EdgeStore:
 
     def finish_batch(self) -> None:
         self._shard.flush()
+        try:
+            self._check_space()
+        except StoreError as exc:  # the points are stored; indexing can wait for space
+            log.warning("not optimizing the collection now: %s", exc)
+            return
         self._shard.optimize()  # merges segments and builds HNSW once enough points exist
 
     def close(self) -> None:
