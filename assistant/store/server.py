@@ -16,7 +16,11 @@ import httpx
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from qdrant_client.http.exceptions import (
+    ApiException,
+    ResponseHandlingException,
+    UnexpectedResponse,
+)
 
 from assistant.sparse import SparseVector
 from assistant.store.base import (
@@ -145,8 +149,10 @@ class ServerStore:
                 return method(*args, **kwargs)
             except Exception as exc:
                 if not _transient(exc):
-                    raise StoreError(f"Qdrant at {self.location} refused "
-                                     f"{method.__name__}: {exc}") from exc
+                    if isinstance(exc, ApiException | ValueError):  # the server said no
+                        raise StoreError(f"Qdrant at {self.location} refused "
+                                         f"{method.__name__}: {exc}") from exc
+                    raise
                 if attempt == self.layout.retries:
                     raise StoreError(
                         f"Qdrant at {self.location} did not answer {method.__name__} after "
