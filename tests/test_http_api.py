@@ -182,6 +182,7 @@ def test_retrieve_text_and_audio(answer_runtime, speak):
 def test_ingest_uploads(models, tmp_path):
     runtime = models.with_settings(data_dir=tmp_path / "data", llm_gguf="none")
     app = loaded_app(runtime)
+    assert call(app, "GET", "/healthz").json()["points"] == 0
     note = "The office plant is watered every Tuesday by Priya."
     response = call(app, "POST", "/v1/ingest", files=[
         ("file", ("plants.txt", note.encode(), "text/plain")),
@@ -190,6 +191,7 @@ def test_ingest_uploads(models, tmp_path):
     body = response.json()
     assert len(body["ingested"]) == 1 and body["chunks"] == 1
     assert body["failed"][0]["source"].endswith("broken.pdf")
+    assert call(app, "GET", "/healthz").json()["points"] == 1  # cached stats were refreshed
     hits = call(app, "POST", "/v1/retrieve", json={"query": "who waters the plant"}).json()
     assert hits["hits"][0]["text"] == note
     only_bad = call(app, "POST", "/v1/ingest",
