@@ -215,13 +215,14 @@ def exact_ids(store: Any, dense: np.ndarray, kind: str | None = None) -> list[li
 
 
 def run_config(vector_set: str, quantization: str, sizes: list[int], n_queries: int,
-               seed: int) -> dict[str, Any]:
+               seed: int, on_disk: bool = False) -> dict[str, Any]:
     from assistant.store.edge import EdgeStore
 
     settings = Settings.load()
     data = RandomSet(seed, max(sizes)) if vector_set == "random" else RealSet(settings, max(sizes))
     dense, sparse = data.queries(n_queries)
-    layout = Layout.from_settings(settings.replace(qdrant_quantization=quantization))
+    layout = Layout.from_settings(settings.replace(qdrant_quantization=quantization,
+                                                   qdrant_on_disk=on_disk))
     sizes = sorted({min(s, data.limit) for s in sizes})
     baseline = memory_kib()
     levels = []
@@ -260,7 +261,8 @@ def run_config(vector_set: str, quantization: str, sizes: list[int], n_queries: 
             levels.append(level)
             done = size
         store.close()
-    return {"vectors": vector_set, "quantization": quantization, "queries": n_queries,
+    return {"vectors": vector_set, "quantization": quantization, "on_disk": on_disk,
+            "queries": n_queries,
             "hnsw_m": layout.hnsw_m, "hnsw_ef_construct": layout.hnsw_ef_construct,
             "hnsw_ef": layout.hnsw_ef, "levels": levels}
 
@@ -273,7 +275,9 @@ def print_report(results: list[dict[str, Any]], machine: dict[str, Any]) -> None
     rows = []
     for r in results:
         for lv in r["levels"]:
-            rows.append([r["vectors"], r["quantization"], f"{lv['points']:,}",
+            rows.append([r["vectors"],
+                         r["quantization"] + (", on disk" if r.get("on_disk") else ""),
+                         f"{lv['points']:,}",
                          f"{lv['upsert_points_per_s']:,.0f}", lv["finish_batch_s"],
                          f"{lv['plain']['p50_ms']} / {lv['plain']['p95_ms']}",
                          lv["plain"]["recall_at_10"],
@@ -300,6 +304,8 @@ def main() -> None:
                         help="comma-separated collection sizes to grow through")
     parser.add_argument("--vectors", default="random,real", help="random and/or real")
     parser.add_argument("--quantization", default="none,int8", help="none and/or int8")
+    parser.add_argument("--on-disk", action="store_true",
+                        help="vectors and payload memory-mapped from disk (S2R_QDRANT_ON_DISK)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -308,14 +314,16 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.one:
         vectors, quantization = args.one.split(":")
-        print(json.dumps(run_config(vectors, quantization, sizes, args.queries, args.seed)))
+        print(json.dumps(run_config(vectors, quantization, sizes, args.queries, args.seed,
+                                    args.on_disk)))
         return
     results = []
     for vectors, quantization in itertools.product(args.vectors.split(","),
                                                    args.quantization.split(",")):
         done = subprocess.run(
             [sys.executable, __file__, "--one", f"{vectors}:{quantization}", "--sizes",
-             args.sizes, "--queries", str(args.queries), "--seed", str(args.seed)],
+             args.sizes, "--queries", str(args.queries), "--seed", str(args.seed),
+             *(["--on-disk"] if args.on_disk else [])],
             stdout=subprocess.PIPE, text=True, env=os.environ, check=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     machine = machine_info()
