@@ -30,6 +30,7 @@ Prints a Markdown table and writes everything as JSON (``--out``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -152,8 +153,6 @@ def _wiki_texts(wiki: dict[str, dict[str, str]]) -> Iterator[str]:
 
 
 def _cached_embeddings(settings: Settings, texts: list[str], tag: str) -> np.ndarray:
-    import hashlib
-
     key = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
     path = settings.cache_dir / "capacity" / f"{tag}-{len(texts)}-{key}.npy"
     if path.exists():

@@ -47,13 +47,13 @@ def count_words(text: str) -> int:
 
 @settings(max_examples=200, deadline=None)
 @given(text=texts, budget=st.integers(2, 60), overlap=st.integers(0, 59))
-def test_chunks_fit_the_budget_and_keep_every_word_in_order(text, budget, overlap):
+def test_chunks_fit_the_budget_and_keep_every_word(text, budget, overlap):
     overlap %= budget
     chunks = chunk_text(text, count_words, budget, overlap)
     assert all(chunk.strip() and count_words(chunk) <= budget for chunk in chunks)
     if overlap == 0:
         assert " ".join(chunks).split() == text.split()
-    else:  # every word appears, in order, each chunk starting no earlier than the last
+    else:  # overlapping chunks repeat words, but none is lost or invented
         assert set(text.split()) == {w for c in chunks for w in c.split()}
 
 
