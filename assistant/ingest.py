@@ -236,9 +236,9 @@ class Ingestor:
         store.upsert(points)
         for p in pending:
             store.delete_source(p.source, keep_doc_hash=p.doc_hash)
-            report.ingested.append(p.source)
         # only now, with every chunk stored and older versions gone, is a source done
         self.runtime.manifest.record([(p.source, p.doc_hash, len(p.chunks)) for p in pending])
+        report.ingested.extend(p.source for p in pending)
         report.chunks += len(chunks)
 
 
