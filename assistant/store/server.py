@@ -112,19 +112,14 @@ class ServerStore:
         if self._call(client.collection_exists, collection):
             self._check_vectors(dim)
             return
-        if self._local:
-            self._call(client.create_collection, collection,
-                       vectors_config={n: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
-                                       for n in VECTOR_NAMES},
-                       sparse_vectors_config={SPARSE_VECTOR: qm.SparseVectorParams(
-                           modifier=qm.Modifier.IDF)})
-            return
         try:
-            spec = _collection_spec(layout, dim, self._nodes())
+            spec = _collection_spec(layout, dim, 1 if self._local else self._nodes())
         except ValueError as exc:
             raise StoreError(f"Qdrant at {location}: {exc}") from exc
+        if self._local:  # vectors only: the rest is server-side layout (see above)
+            spec = {k: spec[k] for k in ("vectors_config", "sparse_vectors_config")}
         self._call(client.create_collection, collection, **spec)
-        for name in INDEXED_FIELDS:
+        for name in () if self._local else INDEXED_FIELDS:
             self._call(client.create_payload_index, collection, name,
                        qm.PayloadSchemaType.KEYWORD, wait=True)
 
