@@ -1,8 +1,8 @@
 """How a collection is laid out and talked to, taken from the settings in one place.
 
 Both backends create their collection from the same ``Layout`` (on-disk storage, HNSW shape,
-int8 quantization, payload indexes), so what the tests exercise on the embedded store is what a
-server gets.  Sharding, replication and consistency only exist on a server, and only
+int8 quantization and its rescoring), so what the tests exercise on the embedded store is what
+a server gets.  Sharding, replication and consistency only exist on a server, and only
 ``ServerStore`` reads them.
 """
 
