@@ -133,3 +133,29 @@ def test_fused_dense_and_sparse_search(store):
     assert sorted(weights.values()) == pytest.approx([0.3, 0.7, 1.0])
     # without a sparse query the dense leg alone ranks
     assert store.search_fused(unit(1), lexical.query([""]), top_k=1)[0].payload["source"] == "d1"
+
+
+def test_weighted_legs_over_text_speech_and_sparse_vectors(store):
+    """The hybrid's fusion: any number of legs over any vector; the weights decide ties of
+    rank, and a leg over ``speech`` only sees audio chunks that have that vector."""
+    from assistant.sparse import LexicalEncoder
+    from assistant.store.base import QueryLeg
+
+    lexical = LexicalEncoder()
+    texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]
+    points = [StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
+                          {"text": unit(i), "bm25": lexical.document(text)})
+              for i, text in enumerate(texts)]
+    talk = Chunk("audio", "talk.wav", "talk", "", 0, "h", 0.0, 5.0)  # not transcribed
+    points.append(StoredPoint(talk, {"speech": unit(7)}))
+    store.upsert(points)
+    dense_d2 = QueryLeg("text", unit(2), 1.0)
+    sparse_d0 = QueryLeg("bm25", lexical.query(["where is mocha"]), 0.5)
+    top = lambda legs: [h.payload["source"] for h in store.search_legs(legs, depth=1)]  # noqa: E731
+    assert top([dense_d2, sparse_d0]) == ["d2", "d0"]  # each leg's best, by leg weight
+    louder = QueryLeg("bm25", sparse_d0.vector, 2.0)
+    assert top([dense_d2, louder]) == ["d0", "d2"]
+    speech = store.search_legs([QueryLeg("speech", unit(7))], top_k=5)
+    assert [h.payload["source"] for h in speech] == ["talk.wav"]
+    empty_sparse = QueryLeg("bm25", lexical.query([""]))
+    assert store.search_legs([dense_d2, empty_sparse], top_k=1)[0].payload["source"] == "d2"

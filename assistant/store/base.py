@@ -11,7 +11,7 @@ from assistant.chunks import Chunk
 from assistant.sparse import SparseVector
 
 TEXT_VECTOR = "text"  # text embedding of a chunk's text, or of an audio chunk's transcript
-SPEECH_VECTOR = "speech"  # the S2R speech vector of an audio chunk
+SPEECH_VECTOR = "speech"  # the e2e speech vector of an audio chunk (its CTC spelling, embedded)
 VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
 SPARSE_VECTOR = "bm25"  # BM25 term weights of the same text (IDF applied by Qdrant)
 RRF_K = 60  # reciprocal-rank-fusion constant (the usual value from Cormack et al.)
@@ -38,6 +38,23 @@ def filter_terms(source: str | None = None, doc_hash: str | None = None,
 
 class StoreError(RuntimeError):
     """The collection cannot be used (wrong vector size, unreachable server …)."""
+
+
+@dataclass(frozen=True)
+class QueryLeg:
+    """One ranked list for reciprocal-rank fusion: nearest points to ``vector`` by ``using``."""
+
+    using: str  # TEXT_VECTOR, SPEECH_VECTOR or SPARSE_VECTOR
+    vector: np.ndarray | SparseVector
+    weight: float = 1.0
+
+
+def text_legs(dense: np.ndarray, sparse: SparseVector) -> list[QueryLeg]:
+    """The text retriever's two legs: the dense vector, and the BM25 terms when there are any."""
+    legs = [QueryLeg(TEXT_VECTOR, dense, RRF_WEIGHTS[0])]
+    if sparse:
+        legs.append(QueryLeg(SPARSE_VECTOR, sparse, RRF_WEIGHTS[1]))
+    return legs
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,13 @@ class Store(Protocol):
     def search_fused(self, dense: np.ndarray, sparse: SparseVector, top_k: int = 10,
                      kind: str | None = None, depth: int = 50) -> list[Hit]:
         """Dense (``text``) and sparse (``bm25``) searches of ``depth`` hits each, fused by
-        reciprocal rank in Qdrant."""
+        reciprocal rank in Qdrant (``search_legs`` with ``text_legs``)."""
+        ...
+
+    def search_legs(self, legs: list[QueryLeg], top_k: int = 10, kind: str | None = None,
+                    depth: int = 50) -> list[Hit]:
+        """Each leg's ``depth`` nearest points, fused by weighted reciprocal rank in Qdrant;
+        empty sparse legs are left out."""
         ...
 
     def sources(self, limit: int = 100_000) -> dict[str, int]:

@@ -19,15 +19,16 @@ from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
     RRF_K,
-    RRF_WEIGHTS,
     SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
     Hit,
+    QueryLeg,
     StoredPoint,
     StoreError,
     StoreStats,
     filter_terms,
+    text_legs,
 )
 from assistant.store.layout import DEFAULT_LAYOUT, QUANTILE, QUANTIZATION_OVERSAMPLING, Layout
 
@@ -175,14 +176,19 @@ class EdgeStore:
 
     def search_fused(self, dense: np.ndarray, sparse: SparseVector, top_k: int = 10,
                      kind: str | None = None, depth: int = 50) -> list[Hit]:
+        return self.search_legs(text_legs(dense, sparse), top_k, kind, depth)
+
+    def search_legs(self, legs: list[QueryLeg], top_k: int = 10, kind: str | None = None,
+                    depth: int = 50) -> list[Hit]:
         selector = _filter(kind=kind)
-        legs = [qe.Prefetch(limit=depth, query=qe.Query.Nearest(_vector(dense), using=TEXT_VECTOR),
-                            params=self._params, filter=selector)]
-        if sparse:
-            legs.append(qe.Prefetch(limit=depth, filter=selector, query=qe.Query.Nearest(
-                _vector(sparse), using=SPARSE_VECTOR)))
-        fusion = qe.Fusion.Rrf(k=RRF_K, weights=list(RRF_WEIGHTS[: len(legs)]))
-        request = qe.QueryRequest(limit=top_k, prefetches=legs, query=fusion, with_payload=True)
+        kept = [leg for leg in legs if leg.using != SPARSE_VECTOR or leg.vector]
+        prefetches = [qe.Prefetch(limit=depth, filter=selector,
+                                  query=qe.Query.Nearest(_vector(leg.vector), using=leg.using),
+                                  params=None if leg.using == SPARSE_VECTOR else self._params)
+                      for leg in kept]
+        fusion = qe.Fusion.Rrf(k=RRF_K, weights=[leg.weight for leg in kept])
+        request = qe.QueryRequest(limit=top_k, prefetches=prefetches, query=fusion,
+                                  with_payload=True)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {}))
                 for p in self._shard.query(request)]
 

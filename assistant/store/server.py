@@ -26,15 +26,16 @@ from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
     RRF_K,
-    RRF_WEIGHTS,
     SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
     Hit,
+    QueryLeg,
     StoredPoint,
     StoreError,
     StoreStats,
     filter_terms,
+    text_legs,
 )
 from assistant.store.layout import DEFAULT_LAYOUT, QUANTILE, QUANTIZATION_OVERSAMPLING, Layout
 
@@ -214,15 +215,18 @@ class ServerStore:
 
     def search_fused(self, dense: np.ndarray, sparse: SparseVector, top_k: int = 10,
                      kind: str | None = None, depth: int = 50) -> list[Hit]:
+        return self.search_legs(text_legs(dense, sparse), top_k, kind, depth)
+
+    def search_legs(self, legs: list[QueryLeg], top_k: int = 10, kind: str | None = None,
+                    depth: int = 50) -> list[Hit]:
         selector = _filter(kind=kind)
-        legs = [qm.Prefetch(query=_vector(dense), using=TEXT_VECTOR, limit=depth,
-                            filter=selector, params=self._params)]
-        if sparse:
-            legs.append(qm.Prefetch(query=_vector(sparse), using=SPARSE_VECTOR, limit=depth,
-                                    filter=selector))
-        return self._query(
-            prefetch=legs, limit=top_k,
-            query=qm.RrfQuery(rrf=qm.Rrf(k=RRF_K, weights=list(RRF_WEIGHTS[: len(legs)]))))
+        kept = [leg for leg in legs if leg.using != SPARSE_VECTOR or leg.vector]
+        prefetches = [qm.Prefetch(query=_vector(leg.vector), using=leg.using, limit=depth,
+                                  filter=selector,
+                                  params=None if leg.using == SPARSE_VECTOR else self._params)
+                      for leg in kept]
+        return self._query(prefetch=prefetches, limit=top_k, query=qm.RrfQuery(
+            rrf=qm.Rrf(k=RRF_K, weights=[leg.weight for leg in kept])))
 
     def sources(self, limit: int = 100_000) -> dict[str, int]:
         hits = self._call(self.client.facet, self.collection, key="source", limit=limit,
