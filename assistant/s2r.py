@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,22 @@ class DecodeConfig:
 class Hypothesis:
     text: str
     logprob: float  # total log-probability of the token sequence
+
+
+@dataclass(frozen=True)
+class EncoderPass:
+    """Whisper's encoder output for one utterance: shared by the decode and the e2e head."""
+
+    encoded: Any  # ctranslate2.StorageView (1, frames, width), 50 frames per second of window
+    window_s: float
+    seconds: float  # of speech; the rest of the window is the zero margin
+
+    def frames(self) -> np.ndarray:
+        return np.asarray(self.encoded)[0]
+
+    def covers(self, audio: np.ndarray) -> bool:
+        """Whether this pass heard all of ``audio`` (a long question's pass is cut)."""
+        return audio.size / SAMPLE_RATE <= self.seconds
 
 
 @dataclass
@@ -88,22 +105,35 @@ class IntegratedRecognizer:
                                    else "en")
         self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
 
-    def recognize(self, audio: np.ndarray) -> Recognition:
+    def encode(self, audio: np.ndarray, cut: bool = False) -> EncoderPass | None:
+        """The one encoder pass on the utterance plus the margin.  When that exceeds the
+        encoder's 30 s range: None (the decode then runs on padded windows), or with ``cut``
+        a pass over the first 30 s less the margin."""
+        if cut:
+            audio = audio[: int((MAX_WINDOW_S - self.config.margin_s) * SAMPLE_RATE)]
+        seconds = audio.size / SAMPLE_RATE
+        window = seconds + self.config.margin_s
+        if window > MAX_WINDOW_S:
+            return None
+        return EncoderPass(self._encode_features(self._features(audio, window)), window, seconds)
+
+    def recognize(self, audio: np.ndarray, encoder_pass: EncoderPass | None = None
+                  ) -> Recognition:
+        """Decode ``audio``, reusing ``encoder_pass`` (from ``encode``) when given."""
         seconds = audio.size / SAMPLE_RATE
         started = time.perf_counter()
-        margin = self.config.margin_s
-        window = min(seconds + margin, MAX_WINDOW_S)
         cap = int(self.config.tokens_per_s * seconds + self.config.cap_extra_tokens)
-        if seconds + margin <= MAX_WINDOW_S:
-            features = self._features(audio, window)
-            hypotheses, tokens = self._decode(features, cap)
+        encoder_pass = encoder_pass or self.encode(audio)
+        if encoder_pass is not None:
+            hypotheses, tokens = self._decode(encoder_pass.encoded, cap)
             reason = self._guard(hypotheses[0].text if hypotheses else "", tokens, seconds, cap)
             if reason is None:
-                return Recognition(hypotheses, None, window,
+                return Recognition(hypotheses, None, encoder_pass.window_s,
                                    {"asr": (time.perf_counter() - started) * 1e3})
         else:
             reason = "longer than one window"
-        hypotheses, _ = self._decode(self._features(audio, MAX_WINDOW_S), cap=None)
+        hypotheses, _ = self._decode(self._encode_features(self._features(audio, MAX_WINDOW_S)),
+                                     cap=None)
         return Recognition(hypotheses, reason, MAX_WINDOW_S,
                            {"asr": (time.perf_counter() - started) * 1e3})
 
@@ -116,11 +146,13 @@ class IntegratedRecognizer:
         frames = int(window_s * 100) // 2 * 2  # 100 frames/s; the encoder halves (stride 2)
         return np.ascontiguousarray(features[:, :frames])
 
-    def _decode(self, features: np.ndarray, cap: int | None) -> tuple[list[Hypothesis], int]:
-        """n-best hypotheses (deduplicated, best first) and the 1-best's token count."""
+    def _encode_features(self, features: np.ndarray):
         import ctranslate2
 
-        encoded = self.model.encode(ctranslate2.StorageView.from_array(features[None]))
+        return self.model.encode(ctranslate2.StorageView.from_array(features[None]))
+
+    def _decode(self, encoded, cap: int | None) -> tuple[list[Hypothesis], int]:
+        """n-best hypotheses (deduplicated, best first) and the 1-best's token count."""
         c = self.config
         new_tokens = cap if cap is not None else self.whisper.max_length - len(self.prompt) - 1
         result = self.model.generate(
