@@ -39,6 +39,7 @@ examples:
   s2r stats                                   what the collection holds
   s2r delete docs/old.md                      remove one source's chunks
   s2r bench build bench/                      build the spoken dev benchmark
+  s2r train --out e2e.npz                     train the e2e CTC head (hours on 2 cores)
   s2r eval bench/clean bench/noise --systems transcript,cascade --out results.json
 
 configuration: env vars S2R_* (e.g. S2R_DATA_DIR, S2R_QDRANT_URL, S2R_WHISPER_MODEL,
@@ -160,6 +161,37 @@ def build_parser() -> argparse.ArgumentParser:
                           "of stopping at the first")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    train = sub.add_parser(
+        "train", help="train the e2e CTC head (extra 'train')",
+        description="The e2e recipe, every step resumable: voice train-split Wikipedia text with "
+        "the training voices (espeak-ng accents and variants, flite kal, festival, MBROLA when "
+        "installed), augment it, run it once through the Whisper encoder and cache the frames "
+        "(WORK_DIR/speech-seedS); train the CTC head on them (WORK_DIR/run-…/state.pt); export "
+        "the numpy checkpoint, its card (.json, with the sha256) and model card (.md). Rerun "
+        "the same command to resume. Use it with S2R_E2E_MODEL=OUT.")
+    train.add_argument("--work-dir", metavar="DIR",
+                       help="cached speech and training state (default CACHE_DIR/train)")
+    train.add_argument("--out", metavar="NPZ", default="e2e-ctc.npz",
+                       help="checkpoint to write (default e2e-ctc.npz; card and model card "
+                       "beside it)")
+    train.add_argument("--version", default="v1", help="version recorded in the card")
+    train.add_argument("--utterances", type=int, default=50_000,
+                       help="training utterances to voice (default 50000)")
+    train.add_argument("--conv-layers", type=int, default=2,
+                       help="conv layers before the output layer; 0 = a linear probe "
+                       "(default 2)")
+    train.add_argument("--channels", type=int, default=256, help="conv channels (default 256)")
+    train.add_argument("--kernel", type=int, default=5, help="conv kernel, odd (default 5)")
+    train.add_argument("--epochs", type=int, default=4, help="epochs (default 4)")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    train.add_argument("--seed", type=int, default=0, help="seed for data and training")
+    train.add_argument("--workers", type=int, default=2,
+                       help="processes voicing and encoding speech (default 2)")
+    train.add_argument("--exclude-bench", action="append", default=[], metavar="BENCH_DIR",
+                       help="never train on text of these benchmarks' target articles (e.g. "
+                       "a train-split tuning set); repeatable")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     bench = sub.add_parser("bench", help="build benchmark data")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
     build = bench_sub.add_parser(
@@ -212,13 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:  # turn known failures into one line instead of a traceback
         from assistant.audio import AudioDecodeError
+        from assistant.e2e import E2EModelError
         from assistant.local_llm import LocalLLMError
         from assistant.models import ModelNotFoundError
         from assistant.store.base import StoreError
         from assistant.tts import TTSError
 
         known = (AudioDecodeError, ModelNotFoundError, StoreError, SettingsError, TTSError,
-                 FileNotFoundError, LocalLLMError)
+                 FileNotFoundError, LocalLLMError, E2EModelError)
         if isinstance(exc, known):
             return _fail(str(exc), EXIT_FAILED)
         raise
@@ -265,7 +298,7 @@ def cmd_search(runtime, args) -> int:
         return _fail("--top-k must be at least 1", EXIT_USAGE)
     retriever = Retriever(runtime)
     if args.audio:
-        spoken = retriever.search_audio_cascade if args.cascade else retriever.search_audio
+        spoken = retriever.search_audio_cascade if args.cascade else retriever.search_spoken
         result = spoken(decode_audio(args.audio, runtime.settings.max_audio_s), args.top_k,
                         args.kind)
     else:
@@ -516,9 +549,33 @@ def cmd_bench(runtime, args) -> int:
     return EXIT_OK
 
 
+def cmd_train(runtime, args) -> int:
+    try:
+        from assistant.training.ctc_trainer import HeadDesign, TrainConfig
+        from assistant.training.recipe import Recipe, run
+    except ImportError as exc:
+        return _fail(f"s2r train needs the 'train' extra: pip install 's2r[train]' ({exc})",
+                     EXIT_FAILED)
+    if args.kernel % 2 == 0 or min(args.kernel, args.channels, args.epochs, args.utterances) < 1:
+        return _fail("--kernel must be odd; --channels, --epochs, --utterances positive",
+                     EXIT_USAGE)
+    design = HeadDesign(args.conv_layers, args.channels, args.kernel)
+    recipe = Recipe(
+        work_dir=Path(args.work_dir) if args.work_dir else runtime.settings.cache_dir / "train",
+        out=Path(args.out), version=args.version, utterances=args.utterances, seed=args.seed,
+        workers=args.workers, exclude_benchmarks=tuple(Path(b) for b in args.exclude_bench),
+        train=TrainConfig(design=design, epochs=args.epochs, lr=args.lr, seed=args.seed))
+    card = run(recipe, runtime.settings, progress=not args.no_progress and sys.stderr.isatty(),
+               log=lambda line: print(line, file=sys.stderr))
+    cer = card["history"][-1]["validation_cer"]
+    print(f"wrote {args.out} ({card['parameters']:,} parameters, {card['utterances']:,} "
+          f"utterances, validation CER {cer}); use it with S2R_E2E_MODEL={args.out}")
+    return EXIT_OK
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "serve": cmd_serve,
             "talk": cmd_talk, "stats": cmd_stats, "delete": cmd_delete, "eval": cmd_eval,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "train": cmd_train}
 
 if __name__ == "__main__":
     sys.exit(main())

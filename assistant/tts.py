@@ -1,7 +1,9 @@
 """Speech synthesis with local engines, for building benchmarks and test audio.
 
-A voice is named ``engine:voice``: ``espeak-ng:en-us``, ``espeak-ng:en-gb+f3``, ``flite:slt``.
-Each engine is a Debian package run as a subprocess; output is decoded to 16 kHz mono float32.
+A voice is named ``engine:voice``: ``espeak-ng:en-us``, ``espeak-ng:en-gb+f3``, ``flite:slt``,
+``festival:kal_diphone``; MBROLA voices go through espeak-ng (``espeak-ng:mb-us1``, from
+contrib/non-free).  Each engine is a Debian package run as a subprocess; output is decoded to
+16 kHz mono float32.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 
 from assistant.audio import decode_audio
 
-ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite"}
+ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+PACKAGES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival"}
 
 
 class TTSError(RuntimeError):
@@ -27,12 +30,14 @@ def check_voice(voice: str) -> tuple[str, str]:
     if engine not in ENGINES or not name:
         raise TTSError(f"voice {voice!r}: use engine:voice with engine one of {sorted(ENGINES)}")
     if shutil.which(ENGINES[engine]) is None:
-        raise TTSError(f"{engine} is not installed: apt-get install {ENGINES[engine]}")
+        raise TTSError(f"{engine} is not installed: apt-get install {PACKAGES[engine]}")
     return engine, name
 
 
-def synthesize(text: str, voice: str, rate_wpm: int = 160) -> np.ndarray:
-    """Speak ``text`` with ``voice``; returns float32 16 kHz mono samples."""
+def synthesize(text: str, voice: str, rate_wpm: int = 160, pitch: int | None = None
+               ) -> np.ndarray:
+    """Speak ``text`` with ``voice``; returns float32 16 kHz mono samples.  ``rate_wpm`` and
+    ``pitch`` (0-99) apply to espeak-ng voices only."""
     engine, name = check_voice(voice)
     with tempfile.TemporaryDirectory(prefix="s2r-tts-") as tmp:
         wav = Path(tmp) / "out.wav"
@@ -40,6 +45,10 @@ def synthesize(text: str, voice: str, rate_wpm: int = 160) -> np.ndarray:
         source.write_text(text, encoding="utf-8")
         if engine == "espeak-ng":
             cmd = ["espeak-ng", "-v", name, "-s", str(rate_wpm), "-w", str(wav), "-f", str(source)]
+            if pitch is not None:
+                cmd[1:1] = ["-p", str(pitch)]
+        elif engine == "festival":
+            cmd = ["text2wave", "-eval", f"(voice_{name})", "-o", str(wav), str(source)]
         else:
             cmd = ["flite", "-voice", name, "-f", str(source), "-o", str(wav)]
         done = subprocess.run(cmd, capture_output=True, text=True)
