@@ -80,7 +80,7 @@ class Answerer:
         top_k = top_k or settings.answer_top_k
         t0 = time.perf_counter()
         if question.audio is not None:
-            result = self.retriever.search_audio(question.audio, top_k)
+            result = self.retriever.search_spoken(question.audio, top_k)
             if not result.transcript:
                 raise QuestionError("no speech was recognised in the spoken question")
             text = result.transcript

@@ -28,10 +28,7 @@ from assistant.runtime import Runtime
 from connectors import TextDocument
 
 SYSTEMS = ("transcript", "cascade", "s2r", "e2e", "hybrid")
-UNAVAILABLE = {
-    "e2e": "not available yet: the end-to-end speech encoder lands with the S2R issue",
-    "hybrid": "not available yet: needs the S2R signals to fuse",
-}
+NEEDS_E2E = ("e2e", "hybrid")
 INDEX_FORMAT = "eval-index-2"  # bump when the way a corpus is indexed changes
 RANK_DEPTH = 10
 CHUNK_DEPTH = 50  # chunks fetched to fill 10 distinct documents
@@ -62,6 +59,8 @@ def index_key(bench: Benchmark, runtime: Runtime) -> str:
             digest.update(passage.audio.read_bytes())
     digest.update(f"{runtime.embedder.model_id}|{s.chunk_tokens}|{s.chunk_overlap_tokens}|"
                   f"{s.whisper_model}|{s.audio_chunk_max_s}".encode())
+    if any(p.audio is not None for p in bench.passages):  # only they get e2e speech vectors
+        digest.update(f"|{runtime.e2e.sha256 if runtime.e2e_enabled else 'no-e2e'}".encode())
     return digest.hexdigest()[:20]
 
 
@@ -91,7 +90,7 @@ def open_index(bench: Benchmark, runtime: Runtime, progress: bool = True
     return indexed, False
 
 
-def _documents(result: SearchResult) -> list[str]:
+def ranked_documents(result: SearchResult) -> list[str]:
     """Chunk hits → distinct document ids in rank order (a document ranks by its best chunk)."""
     ranked: list[str] = []
     for hit in result.hits:
@@ -105,7 +104,8 @@ def _system_runner(system: str, retriever: Retriever) -> Callable[[np.ndarray, s
     """system → run(audio, reference text) -> (SearchResult, what was heard or None)."""
     if system == "transcript":
         return lambda audio, text: (retriever.search_text(text, CHUNK_DEPTH), None)
-    search = {"cascade": retriever.search_audio_cascade, "s2r": retriever.search_audio}[system]
+    search = {"cascade": retriever.search_audio_cascade, "s2r": retriever.search_audio,
+              "e2e": retriever.search_audio_e2e, "hybrid": retriever.search_audio_hybrid}[system]
 
     def spoken(audio: np.ndarray, text: str):
         result = search(audio, CHUNK_DEPTH)
@@ -123,7 +123,7 @@ def run_system(system: str, bench: Benchmark, retriever: Retriever,
                              desc=f"{bench.name}/{system}", unit="q", disable=not progress):
         started = time.perf_counter()
         result, heard = run(audio, query.text)
-        ranked = _documents(result)
+        ranked = ranked_documents(result)
         outcomes.append(QueryOutcome(ranked, heard, (time.perf_counter() - started) * 1e3))
     return outcomes
 
@@ -160,13 +160,16 @@ def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: R
     """Run ``systems`` on every benchmark; returns the JSON document written by ``s2r eval``."""
     rows: list[dict[str, Any]] = []
     info: list[dict[str, Any]] = []
+    unavailable = {}
+    if not runtime.e2e_enabled:
+        unavailable = {s: "off: S2R_E2E_MODEL=none" for s in systems if s in NEEDS_E2E}
     for bench in benchmarks:
         indexed, cached = open_index(bench, runtime, progress)
         try:
             retriever = Retriever(indexed)
             audios = [decode_audio(q.audio) for q in bench.queries]
             for system in systems:
-                if system in UNAVAILABLE:
+                if system in unavailable:
                     continue
                 rows.append(score(bench, system, run_system(system, bench, retriever, audios,
                                                             progress)))
@@ -175,7 +178,6 @@ def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: R
         info.append({"benchmark": bench.name, "path": str(bench.root),
                      "passages": len(bench.passages), "queries": len(bench.queries),
                      "skipped_queries": len(bench.skipped), "index_cached": cached})
-    unavailable = {s: UNAVAILABLE[s] for s in systems if s in UNAVAILABLE}
     return {"rows": rows, "unavailable": unavailable, "benchmarks": info}
 
 

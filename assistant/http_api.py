@@ -316,7 +316,7 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
                 raise APIError(422, f"invalid request: {exc}", code="invalid_value") from exc
             if isinstance(upload, UploadFile):
                 audio = _checked_audio(await upload.read(), settings, upload.filename)
-                result = await service.run(retriever.search_audio, audio, params.top_k,
+                result = await service.run(retriever.search_spoken, audio, params.top_k,
                                            params.kind)
             elif fields.get("query"):
                 result = await service.run(retriever.search_text, params.query, params.top_k,

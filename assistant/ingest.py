@@ -13,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from assistant.audio import AudioDecodeError
 from assistant.chunking import chunk_text
 from assistant.chunks import Chunk
+from assistant.e2e import spell_audio
 from assistant.runtime import Runtime
-from assistant.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint, StoreError
+from assistant.store.base import SPARSE_VECTOR, SPEECH_VECTOR, TEXT_VECTOR, StoredPoint, StoreError
 from assistant.vad import VadConfig
 from connectors import DocumentError, TextDocument, read_document, source_kind
 from connectors.folder import expand_paths
@@ -52,6 +54,7 @@ class _Prepared:
     source: str
     doc_hash: str
     chunks: list[Chunk]
+    spellings: dict[str, str] = field(default_factory=dict)  # audio chunk id → e2e spelling
 
 
 def _file_hash(path: Path, signature: str) -> str:
@@ -79,7 +82,8 @@ class Ingestor:
     def _audio_signature(self) -> str:
         s = self.settings
         asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
-        return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|"
+        e2e = self.runtime.e2e.sha256 if self.runtime.e2e_enabled else "no-e2e"
+        return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|{e2e}|"
                 f"{self.runtime.embedder.model_id}|{SPARSE_VECTOR}")
 
     def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
@@ -201,17 +205,26 @@ class Ingestor:
     def _add_audio(self, path: Path, source: str, doc_hash: str, report: IngestReport,
                    title: str | None = None) -> None:
         transcriber = self.runtime.transcriber if self.settings.transcribe_audio else None
-        chunks = []
+        speller = self._speller() if self.runtime.e2e_enabled else None
+        chunks, spellings = [], {}
         # a long recording is one file for the outer bar: show how far into it we are
         with tqdm(desc=path.name, unit="s", leave=False, disable=not self._progress,
                   bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
             for i, seg in enumerate(read_spoken(path, self.vad, transcriber,
-                                                self.settings.audio_chunk_max_s)):
+                                                self.settings.audio_chunk_max_s, speller)):
                 chunks.append(Chunk("audio", source, title or path.stem, seg.transcript, i,
                                     doc_hash, start=round(seg.start, 3), end=round(seg.end, 3)))
+                if seg.spelling:
+                    spellings[chunks[-1].id] = seg.spelling
                 report.audio_seconds += seg.end - seg.start
                 bar.update(seg.end - bar.n)
-        self._queue(_Prepared(source, doc_hash, chunks), report)
+        self._queue(_Prepared(source, doc_hash, chunks, spellings), report)
+
+    def _speller(self) -> Callable[[np.ndarray], str]:
+        """Audio → the e2e head's spelling: the audio chunk's speech vector is its embedding,
+        so spoken documents are found by the e2e path as questions are."""
+        recognizer, head = self.runtime.recognizer, self.runtime.e2e
+        return lambda audio: spell_audio(recognizer, head, audio).text
 
     def _queue(self, prepared: _Prepared, report: IngestReport) -> None:
         self._pending.append(prepared)
@@ -227,10 +240,14 @@ class Ingestor:
         with_text = [c for c in chunks if c.text]
         vectors = dict(zip((c.id for c in with_text),
                            self.runtime.embedder.embed([c.text for c in with_text]), strict=True))
+        spellings = {k: v for p in pending for k, v in p.spellings.items()}
+        speech = dict(zip(spellings, self.runtime.embedder.embed(list(spellings.values()))
+                          if spellings else [], strict=True))
         lexical = self.runtime.lexical
-        points = [StoredPoint(c, {TEXT_VECTOR: vectors[c.id],
-                                  SPARSE_VECTOR: lexical.document(c.text)}
-                              if c.id in vectors else {})
+        points = [StoredPoint(c, ({TEXT_VECTOR: vectors[c.id],
+                                   SPARSE_VECTOR: lexical.document(c.text)}
+                                  if c.id in vectors else {})
+                              | ({SPEECH_VECTOR: speech[c.id]} if c.id in speech else {}))
                   for c in chunks]
         store = self.runtime.store
         store.upsert(points)

@@ -85,7 +85,7 @@ class S2RRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         with self._lock:
             if isinstance(query_bundle, SpokenQueryBundle) and query_bundle.audio is not None:
-                result = self.retriever.search_audio(query_bundle.audio, self.top_k, self.kind)
+                result = self.retriever.search_spoken(query_bundle.audio, self.top_k, self.kind)
                 query_bundle.query_str = result.transcript or ""
             else:
                 result = self.retriever.search_text(query_bundle.query_str, self.top_k,

@@ -1,5 +1,6 @@
 """Query paths: text → embedding → search; spoken questions through integrated S2R (the
-default: one reduced-window encoder pass, n-best fused vector) or the plain cascade baseline."""
+default: one reduced-window encoder pass, n-best fused vector), the e2e CTC head, their hybrid,
+or the plain cascade baseline."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.runtime import Runtime
-from assistant.s2r import nbest_weights, query_vector
-from assistant.store.base import Hit
+from assistant.s2r import EncoderPass, Recognition, nbest_weights, query_vector
+from assistant.store.base import (
+    RRF_WEIGHTS,
+    SPEECH_VECTOR,
+    Hit,
+    QueryLeg,
+    text_legs,
+)
 from assistant.vad import VadConfig, contains_speech
 
 
@@ -19,6 +26,22 @@ class SearchResult:
     hits: list[Hit]
     transcript: str | None = None  # what the spoken query was heard as
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def hybrid_readings(recognition: Recognition, spelling: str, share: float
+                    ) -> tuple[list[str], np.ndarray]:
+    """The decode's n-best readings with their posterior weights, plus the e2e spelling as
+    one more reading weighted ``share`` (all of it when the decode heard nothing)."""
+    readings = [(h.text, w) for h, w in zip(recognition.hypotheses,
+                                            nbest_weights(recognition.hypotheses), strict=True)
+                if h.text]
+    texts = [text for text, _ in readings]
+    weights = np.array([w for _, w in readings])
+    if spelling:
+        share = share if texts else 1.0
+        texts.append(spelling)
+        weights = np.append(weights / max(weights.sum(), 1e-12) * (1 - share), share)
+    return texts, weights
 
 
 class Retriever:
@@ -55,6 +78,13 @@ class Retriever:
         result = self.search_text(transcript, top_k, kind)
         return SearchResult(result.hits, transcript, {"asr": (t1 - t0) * 1e3, **result.timings_ms})
 
+    def search_spoken(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
+                      ) -> SearchResult:
+        """A spoken question through the configured path (``spoken_retriever``)."""
+        path = {"s2r": self.search_audio, "hybrid": self.search_audio_hybrid,
+                "e2e": self.search_audio_e2e, "cascade": self.search_audio_cascade}
+        return path[self.runtime.settings.spoken_retriever](audio, top_k, kind)
+
     def search_audio(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                      ) -> SearchResult:
         """Integrated S2R: guarded reduced-window decode; the n-best list becomes a fused
@@ -66,13 +96,78 @@ class Retriever:
         if not recognition.hypotheses or not recognition.text:
             return SearchResult([], "", recognition.timings_ms)
         t0 = time.perf_counter()
+        legs = self._integrated_legs(recognition)
+        return self._search(legs, top_k, kind, recognition.text,
+                            {**recognition.timings_ms, "embed": (time.perf_counter() - t0) * 1e3})
+
+    def search_audio_e2e(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
+                         ) -> SearchResult:
+        """End-to-end: the encoder pass, the CTC head's spelling, the text embedder; no
+        autoregressive decoding.  The spelling is matched against chunk text, audio chunks'
+        spellings (the ``speech`` vector) and BM25 terms."""
+        if (silent := self._silent(audio)) is not None:
+            return silent
+        _, spelling, timings = self._spell(audio)
+        if not spelling:
+            return SearchResult([], "", timings)
+        t0 = time.perf_counter()
+        legs = self._e2e_legs(spelling)
+        return self._search(legs, top_k, kind, spelling,
+                            {**timings, "embed": (time.perf_counter() - t0) * 1e3})
+
+    def search_audio_hybrid(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
+                            ) -> SearchResult:
+        """Both S2R paths from one encoder pass.  The e2e spelling joins the decode's n-best
+        list as one more reading, weighted ``hybrid_e2e_weight`` (the n-best keep the rest);
+        that list becomes the dense vector and BM25 query, plus a leg over audio chunks'
+        speech vectors.  Fusing at the vector level, not by rank: as separate rank-fusion
+        legs the spelling pulled MRR@10 down even at weight 0.03 (tune-hybrid.md).  The
+        transcript is the decode's 1-best."""
+        if (silent := self._silent(audio)) is not None:
+            return silent
+        encoder_pass, spelling, timings = self._spell(audio)
+        recognition = self.runtime.recognizer.recognize(
+            audio, encoder_pass if encoder_pass.covers(audio) else None)
+        timings |= recognition.timings_ms
+        t3 = time.perf_counter()
+        texts, weights = hybrid_readings(recognition, spelling,
+                                         self.runtime.settings.hybrid_e2e_weight)
+        if not texts:
+            return SearchResult([], "", timings)
+        legs = self.readings_legs(texts, weights)
+        return self._search(legs, top_k, kind, recognition.text or spelling,
+                            {**timings, "embed": (time.perf_counter() - t3) * 1e3})
+
+    def _spell(self, audio: np.ndarray) -> tuple[EncoderPass, str, dict[str, float]]:
+        """The reduced-window encoder pass and the e2e head's spelling, with their times."""
+        t0 = time.perf_counter()
+        encoder_pass = self.runtime.recognizer.encode(audio, cut=True)
+        t1 = time.perf_counter()
+        spelling = self.runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
+        return encoder_pass, spelling, {"encode": (t1 - t0) * 1e3,
+                                        "e2e": (time.perf_counter() - t1) * 1e3}
+
+    def readings_legs(self, texts: list[str], weights: np.ndarray) -> list[QueryLeg]:
+        """Weighted readings of one question → their fused dense vector (over ``text`` and
+        audio chunks' ``speech``) and weighted BM25 terms."""
+        fused = weights @ self.runtime.embedder.embed(texts)
+        dense = fused / max(float(np.linalg.norm(fused)), 1e-12)
+        return [*text_legs(dense, self.runtime.lexical.query(texts, weights)),
+                QueryLeg(SPEECH_VECTOR, dense, RRF_WEIGHTS[0])]
+
+    def _integrated_legs(self, recognition: Recognition) -> list[QueryLeg]:
         weights = nbest_weights(recognition.hypotheses)
         texts = [h.text for h in recognition.hypotheses]
         dense = query_vector(recognition.hypotheses, self.runtime.embedder.embed, weights)
-        sparse = self.runtime.lexical.query(texts, weights)
-        t1 = time.perf_counter()
-        hits = self.runtime.store.search_fused(dense, sparse, top_k=top_k, kind=kind)
-        t2 = time.perf_counter()
-        return SearchResult(hits, recognition.text, {**recognition.timings_ms,
-                                                     "embed": (t1 - t0) * 1e3,
-                                                     "search": (t2 - t1) * 1e3})
+        return text_legs(dense, self.runtime.lexical.query(texts, weights))
+
+    def _e2e_legs(self, spelling: str) -> list[QueryLeg]:
+        dense = self.runtime.embedder.embed_one(spelling)
+        return [*text_legs(dense, self.runtime.lexical.query([spelling])),
+                QueryLeg(SPEECH_VECTOR, dense, RRF_WEIGHTS[0])]
+
+    def _search(self, legs: list[QueryLeg], top_k: int, kind: str | None, heard: str,
+                timings: dict[str, float]) -> SearchResult:
+        t0 = time.perf_counter()
+        hits = self.runtime.store.search_legs(legs, top_k=top_k, kind=kind)
+        return SearchResult(hits, heard, {**timings, "search": (time.perf_counter() - t0) * 1e3})

@@ -14,6 +14,7 @@ from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.asr import Transcriber
+    from assistant.e2e import CTCHead
     from assistant.embedder import TextEmbedder
     from assistant.llm import LLMBackend
     from assistant.manifest import Manifest
@@ -32,6 +33,7 @@ class Runtime:
         self._store: Store | None = None
         self._manifest: Manifest | None = None
         self._llm: LLMBackend | None = None
+        self._e2e: CTCHead | None = None
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -64,6 +66,21 @@ class Runtime:
             self._recognizer = IntegratedRecognizer(self.transcriber,
                                                     DecodeConfig.from_settings(self.settings))
         return self._recognizer
+
+    @property
+    def e2e_enabled(self) -> bool:
+        return self.settings.e2e_model.strip().lower() != "none"
+
+    @property
+    def e2e(self) -> CTCHead:
+        """The e2e CTC head; raises ``E2EModelError`` if it is off, missing or corrupt."""
+        if self._e2e is None:
+            from assistant.e2e import DEFAULT_MODEL, CTCHead, E2EModelError
+
+            if not self.e2e_enabled:
+                raise E2EModelError("the e2e model is off (S2R_E2E_MODEL=none)")
+            self._e2e = CTCHead.load(self.settings.e2e_model or DEFAULT_MODEL)
+        return self._e2e
 
     @property
     def store(self) -> Store:
@@ -109,6 +126,7 @@ class Runtime:
         derived = Runtime(self.settings.replace(**changes), embedder=self._embedder,
                           transcriber=self._transcriber)
         derived._recognizer = self._recognizer
+        derived._e2e = self._e2e
         return derived
 
     def close(self) -> None:

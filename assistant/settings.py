@@ -71,6 +71,15 @@ class Settings:
     s2r_beam_size: int = 5  # 2 is ~25 % faster and ~0.015 MRR@10 worse (tune-s2r-decode.md)
     s2r_n_best: int = 5
     s2r_margin_s: float = 2.0
+    # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
+    # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
+    e2e_model: str = ""
+    # `hybrid`: the e2e spelling's share of the fused n-best list (the decode's readings share
+    # the rest), chosen on the train-split tuning set (benchmarks/results/tune-hybrid.md).
+    hybrid_e2e_weight: float = 0.1
+    # The path every spoken question takes (CLI, HTTP, LlamaIndex, voice loop): s2r (integrated,
+    # the default), hybrid (s2r fused with e2e), e2e, or cascade (the padded baseline).
+    spoken_retriever: str = "s2r"
     embedder_model: str = ""
     embedder_backend: str = "ct2"  # "ct2" (int8, converted once into cache_dir) or "torch"
     embed_batch_size: int = 8
@@ -136,6 +145,10 @@ class Settings:
             raise SettingsError("vad_aggressiveness must be 0, 1, 2 or 3")
         if self.vad_frame_ms not in (10, 20, 30):
             raise SettingsError("vad_frame_ms must be 10, 20 or 30 (webrtcvad frame sizes)")
+        if self.spoken_retriever not in ("s2r", "hybrid", "e2e", "cascade"):
+            raise SettingsError("spoken_retriever must be s2r, hybrid, e2e or cascade")
+        if not 0 <= self.hybrid_e2e_weight <= 1:
+            raise SettingsError("hybrid_e2e_weight must be between 0 and 1")
         if self.embedder_backend not in ("ct2", "torch"):
             raise SettingsError("embedder_backend must be 'ct2' or 'torch'")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:

@@ -12,7 +12,7 @@ import pytest
 from assistant.audio import write_wav
 from assistant.ingest import Ingestor
 from assistant.retrieval import Retriever
-from tests.conftest import ROOT, silence
+from tests.conftest import ROOT, sharing_store, silence
 
 QUESTIONS = [  # (spoken question, voice, article that answers it)
     ("Who developed the theory of relativity?", "en-us", "Albert Einstein"),
@@ -42,13 +42,23 @@ def test_spoken_questions_find_their_document_in_top_3(runtime, wiki_docs, speak
     report = Ingestor(runtime).ingest_paths([str(wiki_docs)], progress=False)
     assert report.ok and len(report.ingested) == 60
     retriever = Retriever(runtime)
+    e2e_found = 0
     for question, voice, title in QUESTIONS:
         audio = speak(question, voice=voice)
-        for search in (retriever.search_audio_cascade, retriever.search_audio):  # and S2R
+        for search in (retriever.search_audio_cascade, retriever.search_audio,  # and S2R
+                       retriever.search_audio_hybrid):
             result = search(audio, top_k=3)
             titles = [h.payload["title"] for h in result.hits]
             assert title in titles, (search.__name__, question, result.transcript, titles)
             assert result.transcript  # something was heard
+        result = retriever.search_audio_e2e(audio, top_k=3)  # spelled, never decoded
+        assert result.transcript
+        e2e_found += title in [h.payload["title"] for h in result.hits]
+    assert e2e_found >= 3
+    # S2R_SPOKEN_RETRIEVER picks the path every spoken question takes
+    for path, steps in (("hybrid", {"e2e", "asr"}), ("e2e", {"e2e"}), ("s2r", {"asr"})):
+        result = Retriever(sharing_store(runtime, spoken_retriever=path)).search_spoken(audio)
+        assert steps == {"e2e", "asr"} & set(result.timings_ms) and result.hits
 
 
 def test_spoken_question_finds_the_span_in_a_recording(runtime, tmp_path, speak):
@@ -114,3 +124,21 @@ def test_cli_ingest_search_stats_delete_contracts(tmp_path, cache_dir):
     bad_audio = run_cli("search", "--audio", "samples/docs/volcanoes.txt", env=env)
     assert bad_audio.returncode == 1 and "volcanoes.txt" in bad_audio.stderr
     assert "Traceback" not in bad_audio.stderr
+
+
+def test_audio_chunks_get_speech_vectors_that_e2e_finds(runtime, tmp_path, speak):
+    """Without transcripts, a recording's chunks hold only the e2e speech vector (the head's
+    spelling, embedded), and a spoken question finds them through it."""
+    facts = ["The ferry to the island leaves every hour from the north pier.",
+             "Volunteers repaint the old town hall each spring."]
+    audio = np.concatenate([silence(0.3), speak(facts[0]), silence(1.2), speak(facts[1]),
+                            silence(0.3)])
+    write_wav(tmp_path / "announcements.wav", audio)
+    rt = runtime.with_settings(audio_chunk_max_s=4.0, transcribe_audio=False)
+    assert Ingestor(rt).ingest_paths([str(tmp_path / "announcements.wav")], progress=False).ok
+    assert rt.store.count() == 2
+    question = speak("When does the ferry to the island leave?", voice="en-gb")
+    hits = Retriever(rt).search_audio_e2e(question, top_k=2).hits
+    assert hits and hits[0].payload["start"] < 1.0  # the first fact's span
+    assert Retriever(rt).search_audio(question, top_k=2).hits == []  # no transcripts to match
+    rt.close()

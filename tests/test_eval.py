@@ -50,11 +50,11 @@ def tiny_bench(wiki, speak, tmp_path_factory):
 def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     runtime = models.with_settings(cache_dir=tmp_path / "cache")
     bench = load_benchmark(tiny_bench)
-    result = evaluate([bench], ["transcript", "cascade", "s2r", "hybrid"], runtime,
+    result = evaluate([bench], ["transcript", "cascade", "s2r", "e2e", "hybrid"], runtime,
                       progress=False)
     rows = {r["system"]: r for r in result["rows"]}
-    assert set(rows) == {"transcript", "cascade", "s2r"}  # hybrid is reported, not faked
-    assert "hybrid" in result["unavailable"]
+    assert set(rows) == {"transcript", "cascade", "s2r", "e2e", "hybrid"}
+    assert result["unavailable"] == {}
     for row in rows.values():
         assert set(row) == ROW_KEYS and row["n_queries"] == 3 and row["benchmark"] == "tiny"
         assert row["latency_p50_ms"] <= row["latency_p95_ms"]
@@ -63,20 +63,27 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     assert 0.0 <= rows["cascade"]["wer"] < 0.5  # tiny.en mishears a word or two
     assert rows["cascade"]["recall@10"] >= 2 / 3
     assert rows["s2r"]["recall@10"] >= 2 / 3 and 0.0 <= rows["s2r"]["wer"] < 0.5
+    assert rows["hybrid"]["recall@10"] >= 2 / 3 and rows["hybrid"]["wer"] == rows["s2r"]["wer"]
+    assert rows["e2e"]["recall@10"] >= 1 / 3 and 0.0 <= rows["e2e"]["wer"] < 1.0  # spelled
     assert result["benchmarks"][0]["index_cached"] is False
     again = evaluate([bench], ["transcript"], runtime, progress=False)
     assert again["benchmarks"][0]["index_cached"] is True
     assert again["rows"][0]["mrr@10"] == rows["transcript"]["mrr@10"]
+    off = runtime.with_settings(e2e_model="none")
+    off._e2e = None
+    result = evaluate([bench], ["s2r", "e2e", "hybrid"], off, progress=False)
+    assert [r["system"] for r in result["rows"]] == ["s2r"]  # the others are reported, not faked
+    assert set(result["unavailable"]) == {"e2e", "hybrid"}
 
 
 def test_eval_cli_writes_json_table_and_plot(tmp_path, cache_dir, tiny_bench):
     out, png = tmp_path / "r.json", tmp_path / "r.png"
-    env = os.environ | {"S2R_CACHE_DIR": str(cache_dir)}
+    env = os.environ | {"S2R_CACHE_DIR": str(cache_dir), "S2R_E2E_MODEL": "none"}
     done = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", str(tiny_bench),
                            "--systems", "transcript,e2e", "--out", str(out), "--plot", str(png)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "| tiny | transcript | 3 |" in done.stdout and "`e2e`: not available" in done.stdout
+    assert "| tiny | transcript | 3 |" in done.stdout and "`e2e`: off: S2R_E2E_MODEL=none" in done.stdout
     rows = json.loads(out.read_text())["rows"]
     assert [r["system"] for r in rows] == ["transcript"] and set(rows[0]) == ROW_KEYS
     assert png.read_bytes()[:4] == b"\x89PNG"

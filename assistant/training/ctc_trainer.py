@@ -36,7 +36,7 @@ class HeadDesign:
 @dataclass(frozen=True)
 class TrainConfig:
     design: HeadDesign = HeadDesign()
-    epochs: int = 4
+    epochs: int = 1  # the shipped head: 1 epoch over 48,577 utterances (~12 min on 2 cores)
     lr: float = 2e-3
     weight_decay: float = 0.01
     batch_frames: int = 4_000  # padded frames per step: ~12 utterances
