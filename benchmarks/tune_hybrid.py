@@ -1,0 +1,71 @@
+"""How much of the e2e spelling the hybrid should take: MRR@10 for several shares, on a tuning
+set (train-split queries only; never run it on the eval split to choose anything).
+
+Each query is decoded and spelled once; every share then re-fuses the same readings through
+``hybrid_readings`` and ``Retriever.readings_legs``, the code ``search_audio_hybrid`` runs, so
+share 0 reproduces ``s2r`` exactly.
+
+    python benchmarks/tune_hybrid.py bench-data/tune600/clean bench-data/tune600/phone \
+        --shares 0,0.05,0.1,0.2,0.3 --out benchmarks/results/tune-hybrid.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from assistant.audio import decode_audio
+from assistant.bench_format import load_benchmark
+from assistant.evaluate import open_index, ranked_documents
+from assistant.metrics import reciprocal_rank
+from assistant.retrieval import Retriever, SearchResult, hybrid_readings
+from assistant.runtime import Runtime
+from assistant.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
+    parser.add_argument("--shares", default="0,0.05,0.1,0.2,0.3")
+    parser.add_argument("--out", metavar="JSON")
+    args = parser.parse_args()
+    shares = [float(s) for s in args.shares.split(",")]
+    runtime = Runtime(Settings.load())
+    rows = []
+    for path in args.benchmarks:
+        bench = load_benchmark(path)
+        indexed, _ = open_index(bench, runtime)
+        retriever = Retriever(indexed)
+        heard = []
+        for query in tqdm(bench.queries, desc=f"{bench.name}: decode + spell", unit="q"):
+            audio = decode_audio(query.audio)
+            encoder_pass = runtime.recognizer.encode(audio, cut=True)
+            recognition = runtime.recognizer.recognize(
+                audio, encoder_pass if encoder_pass.covers(audio) else None)
+            spelling = runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
+            heard.append((query, recognition, spelling))
+        for share in shares:
+            ranks = []
+            for query, recognition, spelling in heard:
+                texts, weights = hybrid_readings(recognition, spelling, share)
+                hits = indexed.store.search_legs(retriever.readings_legs(texts, weights),
+                                                 top_k=50) if texts else []
+                ranks.append(reciprocal_rank(ranked_documents(SearchResult(hits)),
+                                             set(query.relevant), 10))
+            rows.append({"benchmark": bench.name, "share": share, "n_queries": len(ranks),
+                         "mrr@10": round(float(np.mean(ranks)), 4)})
+        indexed.close()
+    print("| benchmark | e2e share | queries | MRR@10 |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['benchmark']} | {row['share']} | {row['n_queries']} | "
+              f"{row['mrr@10']:.4f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
