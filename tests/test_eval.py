@@ -83,7 +83,8 @@ def test_eval_cli_writes_json_table_and_plot(tmp_path, cache_dir, tiny_bench):
                            "--systems", "transcript,e2e", "--out", str(out), "--plot", str(png)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "| tiny | transcript | 3 |" in done.stdout and "`e2e`: off: S2R_E2E_MODEL=none" in done.stdout
+    assert "| tiny | transcript | 3 |" in done.stdout
+    assert "`e2e`: off: S2R_E2E_MODEL=none" in done.stdout
     rows = json.loads(out.read_text())["rows"]
     assert [r["system"] for r in rows] == ["transcript"] and set(rows[0]) == ROW_KEYS
     assert png.read_bytes()[:4] == b"\x89PNG"
