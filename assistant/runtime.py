@@ -126,7 +126,8 @@ class Runtime:
         derived = Runtime(self.settings.replace(**changes), embedder=self._embedder,
                           transcriber=self._transcriber)
         derived._recognizer = self._recognizer
-        derived._e2e = self._e2e
+        if derived.settings.e2e_model == self.settings.e2e_model:
+            derived._e2e = self._e2e
         return derived
 
     def close(self) -> None:

@@ -85,7 +85,6 @@ def test_a_head_for_another_encoder_width_is_refused(bundled):
 def test_e2e_runtime_setting(models):
     assert models.e2e.sha256 == CTCHead.load(DEFAULT_MODEL).sha256
     off = models.with_settings(e2e_model="none")
-    off._e2e = None
     assert not off.e2e_enabled
     with pytest.raises(E2EModelError, match="off"):
         off.e2e  # noqa: B018

@@ -70,7 +70,6 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     assert again["benchmarks"][0]["index_cached"] is True
     assert again["rows"][0]["mrr@10"] == rows["transcript"]["mrr@10"]
     off = runtime.with_settings(e2e_model="none")
-    off._e2e = None
     result = evaluate([bench], ["s2r", "e2e", "hybrid"], off, progress=False)
     assert [r["system"] for r in result["rows"]] == ["s2r"]  # the others are reported, not faked
     assert set(result["unavailable"]) == {"e2e", "hybrid"}
