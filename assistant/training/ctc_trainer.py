@@ -243,7 +243,7 @@ def train(data_dir: Path, run_dir: Path, config: TrainConfig, threads: int = 0,
             "utterances": len(train_utts), "validation_utterances": len(valid_utts),
             "frames": int(sum(u.frames for u in train_utts)), "steps": step,
             "train_seconds": round(seconds, 1), "history": history,
-            "parameters": sum(p.numel() for p in model.parameters())}
+            "parameters": sum(p.numel() for p in model.parameters()), "width": corpus.width}
 
 
 def export(model: CTCHeadModel, path: Path, card: dict) -> dict:

@@ -93,15 +93,14 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
     run_dir = recipe.work_dir / (f"run-c{design.conv_layers}-w{design.channels}-k{design.kernel}"
                                  f"-e{recipe.train.epochs}-s{recipe.train.seed}")
     summary = ctc_trainer.train(data_dir, run_dir, recipe.train, settings.cpu_threads, progress)
-    corpus = ctc_trainer.FrameCorpus(data_dir)
-    model = ctc_trainer.CTCHeadModel(corpus.width, design)
+    model = ctc_trainer.CTCHeadModel(summary["width"], design)
     model.load_state_dict(torch.load(run_dir / "model.pt"))
     seconds = sum(u["seconds"] for p in data_dir.glob("shard-*[0-9].json")
                   for u in json.loads(p.read_text(encoding="utf-8"))["utterances"])
     runtime = Runtime(settings)
     card = ctc_trainer.export(model, recipe.out, {
         "version": recipe.version,
-        "encoder": runtime.transcriber.location.name, "width": corpus.width,
+        "encoder": runtime.transcriber.location.name,
         "margin_s": settings.s2r_margin_s, "embedder": runtime.embedder.model_id,
         "voices": len(voices), "hours": round(seconds / 3600, 2),
         "excluded_articles": len(excluded),
