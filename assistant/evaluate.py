@@ -29,7 +29,7 @@ from connectors import TextDocument
 
 SYSTEMS = ("transcript", "cascade", "s2r", "e2e", "hybrid")
 NEEDS_E2E = ("e2e", "hybrid")
-INDEX_FORMAT = "eval-index-2"  # bump when the way a corpus is indexed changes
+INDEX_FORMAT = "eval-index-3"  # bump when the way a corpus is indexed changes
 RANK_DEPTH = 10
 CHUNK_DEPTH = 50  # chunks fetched to fill 10 distinct documents
 

@@ -25,11 +25,21 @@ from assistant.chunking import chunk_text
 from assistant.chunks import Chunk
 from assistant.e2e import spell_audio
 from assistant.runtime import Runtime
-from assistant.store.base import SPARSE_VECTOR, SPEECH_VECTOR, TEXT_VECTOR, StoredPoint, StoreError
+from assistant.store.base import (
+    CHARS_VECTOR,
+    SPARSE_NAMES,
+    SPARSE_VECTOR,
+    SPEECH_VECTOR,
+    TEXT_VECTOR,
+    StoredPoint,
+    StoreError,
+)
 from assistant.vad import VadConfig
 from connectors import DocumentError, TextDocument, read_document, source_kind
 from connectors.folder import expand_paths
 from connectors.spoken import read_spoken
+
+SPARSE_INDEX = "+".join(SPARSE_NAMES) + "-1"  # the sparse vectors and their term scheme
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +87,18 @@ class Ingestor:
     def _text_signature(self) -> str:
         s = self.settings
         return (f"text|{s.chunk_tokens}|{s.chunk_overlap_tokens}|"
-                f"{self.runtime.embedder.model_id}|{SPARSE_VECTOR}")
+                f"{self.runtime.embedder.model_id}|{self._sparse_index}")
+
+    @property
+    def _sparse_index(self) -> str:
+        return SPARSE_INDEX if self.settings.char_grams else SPARSE_VECTOR
 
     def _audio_signature(self) -> str:
         s = self.settings
         asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
         e2e = self.runtime.e2e.sha256 if self.runtime.e2e_enabled else "no-e2e"
         return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|{e2e}|"
-                f"{self.runtime.embedder.model_id}|{SPARSE_VECTOR}")
+                f"{self.runtime.embedder.model_id}|{self._sparse_index}")
 
     def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
                      exclude: Iterable[str] = (), progress: bool = True) -> IngestReport:
@@ -243,9 +257,12 @@ class Ingestor:
         spellings = {k: v for p in pending for k, v in p.spellings.items()}
         speech = dict(zip(spellings, self.runtime.embedder.embed(list(spellings.values()))
                           if spellings else [], strict=True))
-        lexical = self.runtime.lexical
+        lexical, grams = self.runtime.lexical, self.runtime.char_grams
+        with_grams = self.settings.char_grams
         points = [StoredPoint(c, ({TEXT_VECTOR: vectors[c.id],
                                    SPARSE_VECTOR: lexical.document(c.text)}
+                                  | ({CHARS_VECTOR: grams.document(c.text)} if with_grams
+                                     else {})
                                   if c.id in vectors else {})
                               | ({SPEECH_VECTOR: speech[c.id]} if c.id in speech else {}))
                   for c in chunks]

@@ -1,6 +1,6 @@
-"""Query paths: text → embedding → search; spoken questions through integrated S2R (the
-default: one reduced-window encoder pass, n-best fused vector), the e2e CTC head, their hybrid,
-or the plain cascade baseline."""
+"""Query paths: text → dense, BM25 and character-4-gram legs → one fused search; spoken
+questions through integrated S2R (the default: one reduced-window encoder pass, the n-best
+list's weighted legs), the e2e CTC head, their hybrid, or the plain cascade baseline."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.runtime import Runtime
-from assistant.s2r import EncoderPass, Recognition, nbest_weights, query_vector
+from assistant.s2r import EncoderPass, Recognition, nbest_weights
 from assistant.store.base import (
+    CHARS_VECTOR,
     RRF_WEIGHTS,
+    SPARSE_VECTOR,
     SPEECH_VECTOR,
+    TEXT_VECTOR,
     Hit,
     QueryLeg,
-    text_legs,
 )
 from assistant.vad import VadConfig, contains_speech
 
@@ -49,14 +51,11 @@ class Retriever:
         self.runtime = runtime
 
     def search_text(self, query: str, top_k: int = 10, kind: str | None = None) -> SearchResult:
-        """The text retriever: MiniLM vector and BM25 terms of the query, fused by rank."""
+        """The text retriever: the query's MiniLM vector, BM25 terms and character n-grams,
+        fused by rank."""
         t0 = time.perf_counter()
-        dense = self.runtime.embedder.embed_one(query)
-        sparse = self.runtime.lexical.query([query])
-        t1 = time.perf_counter()
-        hits = self.runtime.store.search_fused(dense, sparse, top_k=top_k, kind=kind)
-        t2 = time.perf_counter()
-        return SearchResult(hits, None, {"embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3})
+        legs = self.readings_legs([query], np.ones(1))
+        return self._search(legs, top_k, kind, None, {"embed": (time.perf_counter() - t0) * 1e3})
 
     def _silent(self, audio: np.ndarray) -> SearchResult | None:
         """An empty result for a query without speech (nothing to recognise), else None."""
@@ -96,22 +95,25 @@ class Retriever:
         if not recognition.hypotheses or not recognition.text:
             return SearchResult([], "", recognition.timings_ms)
         t0 = time.perf_counter()
-        legs = self._integrated_legs(recognition)
+        legs = self.readings_legs([h.text for h in recognition.hypotheses],
+                                  nbest_weights(recognition.hypotheses))
         return self._search(legs, top_k, kind, recognition.text,
                             {**recognition.timings_ms, "embed": (time.perf_counter() - t0) * 1e3})
 
     def search_audio_e2e(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                          ) -> SearchResult:
-        """End-to-end: the encoder pass, the CTC head's spelling, the text embedder; no
-        autoregressive decoding.  The spelling is matched against chunk text, audio chunks'
-        spellings (the ``speech`` vector) and BM25 terms."""
+        """End-to-end: the encoder pass and the CTC head's spelling; no autoregressive
+        decoding.  The spelling is matched by its character 4-grams against chunk text (its
+        misspelt words match no BM25 term and blur the dense vector: 4-grams alone did best on
+        the tuning set), and, embedded, against audio chunks' spellings (``speech``)."""
         if (silent := self._silent(audio)) is not None:
             return silent
         _, spelling, timings = self._spell(audio)
         if not spelling:
             return SearchResult([], "", timings)
         t0 = time.perf_counter()
-        legs = self._e2e_legs(spelling)
+        legs = self.readings_legs([spelling], np.ones(1),
+                                  words=not self.runtime.settings.char_grams, speech=True)
         return self._search(legs, top_k, kind, spelling,
                             {**timings, "embed": (time.perf_counter() - t0) * 1e3})
 
@@ -134,7 +136,7 @@ class Retriever:
                                          self.runtime.settings.hybrid_e2e_weight)
         if not texts:
             return SearchResult([], "", timings)
-        legs = self.readings_legs(texts, weights)
+        legs = self.readings_legs(texts, weights, speech=True)
         return self._search(legs, top_k, kind, recognition.text or spelling,
                             {**timings, "embed": (time.perf_counter() - t3) * 1e3})
 
@@ -147,27 +149,31 @@ class Retriever:
         return encoder_pass, spelling, {"encode": (t1 - t0) * 1e3,
                                         "e2e": (time.perf_counter() - t1) * 1e3}
 
-    def readings_legs(self, texts: list[str], weights: np.ndarray) -> list[QueryLeg]:
-        """Weighted readings of one question → their fused dense vector (over ``text`` and
-        audio chunks' ``speech``) and weighted BM25 terms."""
-        fused = weights @ self.runtime.embedder.embed(texts)
-        dense = fused / max(float(np.linalg.norm(fused)), 1e-12)
-        return [*text_legs(dense, self.runtime.lexical.query(texts, weights)),
-                QueryLeg(SPEECH_VECTOR, dense, RRF_WEIGHTS[0])]
+    def readings_legs(self, texts: list[str], weights: np.ndarray, words: bool = True,
+                      speech: bool = False, chars: bool | None = None) -> list[QueryLeg]:
+        """Weighted readings of one question (a typed query, the n-best list, a spelling) →
+        their weighted character n-grams (with ``chars``, by default the ``char_grams``
+        setting), and with ``words`` their fused MiniLM vector and weighted BM25 terms.  With
+        ``speech`` the fused vector also searches audio chunks' speech vectors (their e2e
+        spellings, the only trace of an untranscribed recording)."""
+        chars = self.runtime.settings.char_grams if chars is None else chars
+        dense_weight, bm25_weight, chars_weight = RRF_WEIGHTS
+        legs = [QueryLeg(CHARS_VECTOR, self.runtime.char_grams.query(texts, weights),
+                         chars_weight)] if chars else []
+        if words:
+            legs.append(QueryLeg(SPARSE_VECTOR, self.runtime.lexical.query(texts, weights),
+                                 bm25_weight))
+        if words or speech:
+            fused = weights @ self.runtime.embedder.embed(texts)
+            dense = fused / max(float(np.linalg.norm(fused)), 1e-12)
+            legs += [QueryLeg(name, dense, dense_weight)
+                     for name, wanted in ((TEXT_VECTOR, words), (SPEECH_VECTOR, speech))
+                     if wanted]
+        return legs
 
-    def _integrated_legs(self, recognition: Recognition) -> list[QueryLeg]:
-        weights = nbest_weights(recognition.hypotheses)
-        texts = [h.text for h in recognition.hypotheses]
-        dense = query_vector(recognition.hypotheses, self.runtime.embedder.embed, weights)
-        return text_legs(dense, self.runtime.lexical.query(texts, weights))
-
-    def _e2e_legs(self, spelling: str) -> list[QueryLeg]:
-        dense = self.runtime.embedder.embed_one(spelling)
-        return [*text_legs(dense, self.runtime.lexical.query([spelling])),
-                QueryLeg(SPEECH_VECTOR, dense, RRF_WEIGHTS[0])]
-
-    def _search(self, legs: list[QueryLeg], top_k: int, kind: str | None, heard: str,
+    def _search(self, legs: list[QueryLeg], top_k: int, kind: str | None, heard: str | None,
                 timings: dict[str, float]) -> SearchResult:
         t0 = time.perf_counter()
-        hits = self.runtime.store.search_legs(legs, top_k=top_k, kind=kind)
+        hits = self.runtime.store.search_legs(legs, top_k=top_k, kind=kind,
+                                              fusion=self.runtime.settings.fusion)
         return SearchResult(hits, heard, {**timings, "search": (time.perf_counter() - t0) * 1e3})

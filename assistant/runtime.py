@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from assistant.llm import LLMBackend
     from assistant.manifest import Manifest
     from assistant.s2r import IntegratedRecognizer
-    from assistant.sparse import LexicalEncoder
+    from assistant.sparse import CharGramEncoder, LexicalEncoder
     from assistant.store.base import Store
 
 
@@ -56,6 +56,12 @@ class Runtime:
         from assistant.sparse import LexicalEncoder
 
         return LexicalEncoder()
+
+    @cached_property
+    def char_grams(self) -> CharGramEncoder:
+        from assistant.sparse import CharGramEncoder
+
+        return CharGramEncoder()
 
     @property
     def recognizer(self) -> IntegratedRecognizer:

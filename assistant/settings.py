@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "S2R_"
+FUSIONS = ("dbsf", "rrf")
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,13 @@ class Settings:
     # `hybrid`: the e2e spelling's share of the fused n-best list (the decode's readings share
     # the rest), chosen on the train-split tuning set (benchmarks/results/tune-hybrid.md).
     hybrid_e2e_weight: float = 0.1
+    # How the legs of a search (MiniLM vector, word BM25, character-n-gram BM25) are fused:
+    # "dbsf" (each leg's scores normalized by their spread, then summed) or "rrf" (by rank).
+    # dbsf was chosen on the train-split tuning set (benchmarks/results/tune-legs.md).
+    fusion: str = "dbsf"
+    # The character-4-gram leg (a `chars` sparse vector per chunk, ~11 KB for 1,000 characters):
+    # off, no chunk gets one and no search uses one.
+    char_grams: bool = True
     # The path every spoken question takes (CLI, HTTP, LlamaIndex, voice loop): s2r (integrated,
     # the default), hybrid (s2r fused with e2e), e2e, or cascade (the padded baseline).
     spoken_retriever: str = "s2r"
@@ -149,6 +157,8 @@ class Settings:
             raise SettingsError("spoken_retriever must be s2r, hybrid, e2e or cascade")
         if not 0 <= self.hybrid_e2e_weight <= 1:
             raise SettingsError("hybrid_e2e_weight must be between 0 and 1")
+        if self.fusion not in FUSIONS:
+            raise SettingsError(f"fusion must be {' or '.join(FUSIONS)}")
         if self.embedder_backend not in ("ct2", "torch"):
             raise SettingsError("embedder_backend must be 'ct2' or 'torch'")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:

@@ -1,21 +1,35 @@
-"""The sparse lexical leg: BM25 term weights as Qdrant sparse vectors.
+"""The sparse lexical legs: BM25 weights of words and of character n-grams, as Qdrant sparse
+vectors.
 
 Dense embeddings blur rare names; an exact word match on "Mocha" or "Bardeen" is what BM25 is
 good at.  Qdrant's own BM25 tokenizer (English stemming and stop words, via qdrant-edge) makes
 the term-frequency side of documents; the collection's IDF modifier supplies the rest at query
 time, for the embedded and the server store alike.  A spoken query's n-best hypotheses become
 one sparse query in which each term weighs as much as the hypotheses that contain it.
+
+Recognition errors break words, not sounds: "Bardine" for "Bardeen", "jonny cash" for "Johnny
+Cash", a name run together or split.  Character 4-grams (word edges marked) still share most
+of their grams with the right word, so ``CharGramEncoder`` gives a second, error-tolerant BM25
+leg over the same readings.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+import zlib
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import qdrant_edge as qe
 
 AVG_DOC_TOKENS = 64.0  # typical chunk length after stop-word removal (BM25 length norm)
+# 4-grams alone retrieved as well as 3-, 4- and 5-grams together on the tuning set, with a
+# third of the terms per chunk (benchmarks/results/tune-legs.md).
+GRAM_SIZES = (4,)
+AVG_DOC_GRAMS = 480.0  # grams of a typical 480-character chunk
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 
 @dataclass(frozen=True)
@@ -39,10 +53,49 @@ class LexicalEncoder:
               ) -> SparseVector:
         """One sparse query from alternative readings, each term weighted by the total
         weight of the readings that contain it."""
-        weights = weights if weights is not None else [1.0] * len(texts)
-        total: dict[int, float] = defaultdict(float)
-        for text, weight in zip(texts, weights, strict=True):
-            for index in self._bm25.embed_query(text).indices:
-                total[index] += float(weight)
-        ordered = sorted(total)
-        return SparseVector(tuple(ordered), tuple(total[i] for i in ordered))
+        return _combine([self._bm25.embed_query(t).indices for t in texts], weights)
+
+
+def _combine(readings: Sequence[Sequence[int]], weights: Sequence[float] | None) -> SparseVector:
+    """Each term of any reading, weighted by the total weight of the readings holding it."""
+    weights = weights if weights is not None else [1.0] * len(readings)
+    total: dict[int, float] = defaultdict(float)
+    for indices, weight in zip(readings, weights, strict=True):
+        for index in set(indices):
+            total[index] += float(weight)
+    ordered = sorted(total)
+    return SparseVector(tuple(ordered), tuple(total[i] for i in ordered))
+
+
+def char_grams(text: str, sizes: Sequence[int] = GRAM_SIZES) -> Counter[str]:
+    """Character n-grams of lower-cased words; a space marks each word's edges so that a
+    gram at the start of a word differs from one inside it."""
+    words = re.findall(r"[^\W_]+", text.lower())
+    padded = f" {' '.join(words)} " if words else ""
+    return Counter(padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1))
+
+
+def gram_id(gram: str) -> int:
+    """A stable 32-bit id (Python's ``hash`` differs between processes)."""
+    return zlib.crc32(gram.encode("utf-8"))
+
+
+class CharGramEncoder:
+    """BM25 over character n-grams: the document side saturates and length-normalizes the
+    gram counts; the collection's IDF modifier weighs rare grams up at query time."""
+
+    def __init__(self, avg_len: float = AVG_DOC_GRAMS) -> None:
+        self.avg_len = avg_len
+
+    def document(self, text: str) -> SparseVector:
+        counts = Counter({gram_id(g): c for g, c in char_grams(text).items()})
+        length = sum(counts.values())
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.avg_len)
+        ordered = sorted(counts)
+        return SparseVector(tuple(ordered),
+                            tuple(counts[i] * (BM25_K1 + 1) / (counts[i] + norm)
+                                  for i in ordered))
+
+    def query(self, texts: Sequence[str], weights: Sequence[float] | None = None
+              ) -> SparseVector:
+        return _combine([[gram_id(g) for g in char_grams(t)] for t in texts], weights)

@@ -19,12 +19,27 @@ import numpy as np
 from tqdm import tqdm
 
 from assistant.audio import decode_audio
-from assistant.bench_format import load_benchmark
+from assistant.bench_format import Benchmark, Query, load_benchmark
 from assistant.evaluate import open_index, ranked_documents
 from assistant.metrics import reciprocal_rank
 from assistant.retrieval import Retriever, SearchResult, hybrid_readings
 from assistant.runtime import Runtime
+from assistant.s2r import Recognition
 from assistant.settings import Settings
+
+
+def decode_and_spell(bench: Benchmark, runtime: Runtime
+                     ) -> list[tuple[Query, Recognition, str]]:
+    """Each query once through the encoder pass, the guarded decode and the e2e head."""
+    heard = []
+    for query in tqdm(bench.queries, desc=f"{bench.name}: decode + spell", unit="q"):
+        audio = decode_audio(query.audio)
+        encoder_pass = runtime.recognizer.encode(audio, cut=True)
+        recognition = runtime.recognizer.recognize(
+            audio, encoder_pass if encoder_pass.covers(audio) else None)
+        spelling = runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
+        heard.append((query, recognition, spelling))
+    return heard
 
 
 def main() -> None:
@@ -40,20 +55,14 @@ def main() -> None:
         bench = load_benchmark(path)
         indexed, _ = open_index(bench, runtime)
         retriever = Retriever(indexed)
-        heard = []
-        for query in tqdm(bench.queries, desc=f"{bench.name}: decode + spell", unit="q"):
-            audio = decode_audio(query.audio)
-            encoder_pass = runtime.recognizer.encode(audio, cut=True)
-            recognition = runtime.recognizer.recognize(
-                audio, encoder_pass if encoder_pass.covers(audio) else None)
-            spelling = runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
-            heard.append((query, recognition, spelling))
+        heard = decode_and_spell(bench, runtime)
         for share in shares:
             ranks = []
             for query, recognition, spelling in heard:
                 texts, weights = hybrid_readings(recognition, spelling, share)
-                hits = indexed.store.search_legs(retriever.readings_legs(texts, weights),
-                                                 top_k=50) if texts else []
+                legs = retriever.readings_legs(texts, weights, speech=True)
+                hits = indexed.store.search_legs(legs, top_k=50, fusion=runtime.settings.fusion
+                                                 ) if texts else []
                 ranks.append(reciprocal_rank(ranked_documents(SearchResult(hits)),
                                              set(query.relevant), 10))
             rows.append({"benchmark": bench.name, "share": share, "n_queries": len(ranks),

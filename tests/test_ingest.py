@@ -119,3 +119,21 @@ def test_in_memory_documents_are_idempotent_too(runtime):
     again = Ingestor(runtime).ingest_documents(docs, progress=False)
     assert again.ingested == ["mem:2"] and len(again.unchanged) == 4
     assert runtime.store.count() == 5
+
+
+def test_char_grams_off_stores_no_4gram_vectors_and_still_finds_by_words(runtime, tmp_path):
+    """``S2R_CHAR_GRAMS=false`` (a large collection saving the 4-gram postings): chunks get
+    no ``chars`` vector, switching it back re-ingests them, and search runs on the word legs."""
+    from assistant.retrieval import Retriever
+    from assistant.store.base import QueryLeg
+
+    docs = copy_samples(tmp_path)
+    plain = runtime.with_settings(char_grams=False)
+    assert Ingestor(plain).ingest_paths([str(docs)], progress=False).ok
+    grams = plain.char_grams.query(["volcano"])
+    assert plain.store.search_legs([QueryLeg("chars", grams)]) == []
+    assert "volcano" in Retriever(plain).search_text("volcano", 1).hits[0].payload["source"]
+    plain.close()
+    again = Ingestor(runtime).ingest_paths([str(docs)], progress=False)
+    assert len(again.ingested) == 3  # the layout changed: every source is indexed again
+    assert runtime.store.search_legs([QueryLeg("chars", grams)])

@@ -159,3 +159,67 @@ def test_weighted_legs_over_text_speech_and_sparse_vectors(store):
     assert [h.payload["source"] for h in speech] == ["talk.wav"]
     empty_sparse = QueryLeg("bm25", lexical.query([""]))
     assert store.search_legs([dense_d2, empty_sparse], top_k=1)[0].payload["source"] == "d2"
+
+
+def test_character_gram_leg_finds_a_misheard_name(store):
+    """Words the recogniser got wrong share no BM25 term with the chunk, but most of their
+    character n-grams: the ``chars`` leg still ranks the right chunk first."""
+    from assistant.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.store.base import QueryLeg
+
+    lexical, grams = LexicalEncoder(), CharGramEncoder()
+    texts = ["Johnny Cash was an American singer", "the cash register of a shop",
+             "Bardeen shared two Nobel prizes"]
+    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
+                              {"text": unit(i), "bm25": lexical.document(text),
+                               "chars": grams.document(text)})
+                  for i, text in enumerate(texts)])
+    heard = ["who was jonny kash", "who was johnny cache"]
+    assert store.search_legs([QueryLeg("chars", grams.query(heard))], top_k=1)[0] \
+        .payload["source"] == "d0"
+    assert store.search_legs([QueryLeg("chars", grams.query(["john bardine"]))], top_k=1)[0] \
+        .payload["source"] == "d2"
+
+
+def test_server_collection_without_the_chars_vector_still_works(caplog):
+    """A collection made by an older s2r has no ``chars`` vector, and a server cannot add
+    one: the store warns, stores and searches without it."""
+    from qdrant_client import models as qm
+
+    from assistant.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.store.base import QueryLeg
+
+    client = QdrantClient(location=":memory:")
+    client.create_collection(
+        "old", vectors_config={n: qm.VectorParams(size=DIM, distance=qm.Distance.COSINE)
+                               for n in ("text", "speech")},
+        sparse_vectors_config={"bm25": qm.SparseVectorParams(modifier=qm.Modifier.IDF)})
+    with caplog.at_level("WARNING"):
+        store = ServerStore(client, "old", DIM, ":memory:")
+    assert "no sparse vector(s) ['chars']" in caplog.text
+    text = "the port of Mocha shipped coffee"
+    store.upsert([StoredPoint(Chunk("text", "d0", "t0", text, 0, "h"),
+                              {"text": unit(0), "bm25": LexicalEncoder().document(text),
+                               "chars": CharGramEncoder().document(text)})])
+    legs = [QueryLeg("text", unit(0)), QueryLeg("chars", CharGramEncoder().query(["mocha"]))]
+    assert [h.payload["source"] for h in store.search_legs(legs)] == ["d0"]
+
+
+@pytest.mark.parametrize("fusion", ["dbsf", "rrf"])
+def test_legs_fuse_by_score_or_by_rank(store, fusion):
+    """Both fusions return one list holding each leg's best; a chunk that two legs rank
+    first beats one that only a single leg finds."""
+    from assistant.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.store.base import QueryLeg
+
+    lexical, grams = LexicalEncoder(), CharGramEncoder()
+    texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]
+    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
+                              {"text": unit(i), "bm25": lexical.document(text),
+                               "chars": grams.document(text)})
+                  for i, text in enumerate(texts)])
+    legs = [QueryLeg("text", unit(2)), QueryLeg("bm25", lexical.query(["goats"])),
+            QueryLeg("chars", grams.query(["mocha"]))]
+    ranked = [h.payload["source"] for h in store.search_legs(legs, top_k=3, fusion=fusion)]
+    assert ranked[0] == "d2" and set(ranked) >= {"d0", "d2"}
+    assert store.search_legs([QueryLeg("bm25", lexical.query(["?"]))], fusion=fusion) == []

@@ -14,11 +14,15 @@ TEXT_VECTOR = "text"  # text embedding of a chunk's text, or of an audio chunk's
 SPEECH_VECTOR = "speech"  # the e2e speech vector of an audio chunk (its CTC spelling, embedded)
 VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
 SPARSE_VECTOR = "bm25"  # BM25 term weights of the same text (IDF applied by Qdrant)
+CHARS_VECTOR = "chars"  # BM25 weights of its character n-grams: robust to misheard words
+SPARSE_NAMES = (SPARSE_VECTOR, CHARS_VECTOR)
 RRF_K = 60  # reciprocal-rank-fusion constant (the usual value from Cormack et al.)
 # A hit found by one leg only scores 1/(k + rank), so rank r of the dense leg and rank r of the
 # sparse leg tie exactly, and Qdrant orders ties arbitrarily (run-to-run MRR jitter). Weighting
 # the sparse leg a hair lower breaks such ties in favour of the dense leg, deterministically.
-RRF_WEIGHTS = (1.0, 0.999)
+# Qdrant's weighted RRF divides a leg's rank by its weight (1 / (k - 1 + (rank + 1) / w)), so
+# even a small weight moves the top of the list: a weight is no volume knob.
+RRF_WEIGHTS = (1.0, 0.999, 0.998)
 INDEXED_FIELDS = ("source", "kind", "doc_hash", "title")
 
 
@@ -44,9 +48,13 @@ class StoreError(RuntimeError):
 class QueryLeg:
     """One ranked list for reciprocal-rank fusion: nearest points to ``vector`` by ``using``."""
 
-    using: str  # TEXT_VECTOR, SPEECH_VECTOR or SPARSE_VECTOR
+    using: str  # a dense name (VECTOR_NAMES) or a sparse one (SPARSE_NAMES)
     vector: np.ndarray | SparseVector
     weight: float = 1.0
+
+    @property
+    def sparse(self) -> bool:
+        return self.using in SPARSE_NAMES
 
 
 def text_legs(dense: np.ndarray, sparse: SparseVector) -> list[QueryLeg]:
@@ -113,9 +121,11 @@ class Store(Protocol):
         ...
 
     def search_legs(self, legs: list[QueryLeg], top_k: int = 10, kind: str | None = None,
-                    depth: int = 50) -> list[Hit]:
-        """Each leg's ``depth`` nearest points, fused by weighted reciprocal rank in Qdrant;
-        empty sparse legs are left out."""
+                    depth: int = 50, fusion: str = "rrf") -> list[Hit]:
+        """Each leg's ``depth`` nearest points, fused in Qdrant by weighted reciprocal rank
+        ("rrf") or by distribution-based score fusion ("dbsf": each leg's scores scaled by
+        their mean ± 3 standard deviations, then summed; weights unused).  Empty sparse legs
+        are left out, and no legs left means no hits."""
         ...
 
     def sources(self, limit: int = 100_000) -> dict[str, int]:

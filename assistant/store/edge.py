@@ -17,8 +17,10 @@ import qdrant_edge as qe
 
 from assistant.sparse import SparseVector
 from assistant.store.base import (
+    CHARS_VECTOR,
     INDEXED_FIELDS,
     RRF_K,
+    SPARSE_NAMES,
     SPARSE_VECTOR,
     TEXT_VECTOR,
     VECTOR_NAMES,
@@ -34,7 +36,7 @@ from assistant.store.layout import DEFAULT_LAYOUT, QUANTILE, QUANTIZATION_OVERSA
 
 log = logging.getLogger(__name__)
 META_FILE = "s2r-collection.json"
-SCHEMA = 3  # 2: the bm25 sparse vector; 3: the title index
+SCHEMA = 4  # 2: the bm25 sparse vector; 3: the title index; 4: the chars sparse vector
 
 
 def _vector(value: np.ndarray | SparseVector) -> list[float] | qe.SparseVector:
@@ -70,8 +72,9 @@ def _config(dim: int, layout: Layout) -> qe.EdgeConfig:
         vectors={name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
                                            on_disk=layout.on_disk)
                  for name in VECTOR_NAMES},
-        sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf,
-                                                                 on_disk=layout.on_disk)},
+        sparse_vectors={name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf,
+                                                        on_disk=layout.on_disk)
+                        for name in SPARSE_NAMES},
         on_disk_payload=layout.on_disk,
         hnsw_config=qe.HnswIndexConfig(m=layout.hnsw_m, ef_construct=layout.hnsw_ef_construct,
                                        full_scan_threshold=10_000),
@@ -124,6 +127,9 @@ class EdgeStore:
                 SPARSE_VECTOR, modifier=qe.Modifier.Idf))
         if schema < 3:
             self._index("title")
+        if schema < 4:  # chunks stored before get it when their source is ingested again
+            self._shard.update(qe.UpdateOperation.create_sparse_vector(
+                CHARS_VECTOR, modifier=qe.Modifier.Idf))
         self._shard.flush()
 
     def _check_space(self) -> None:
@@ -179,15 +185,18 @@ class EdgeStore:
         return self.search_legs(text_legs(dense, sparse), top_k, kind, depth)
 
     def search_legs(self, legs: list[QueryLeg], top_k: int = 10, kind: str | None = None,
-                    depth: int = 50) -> list[Hit]:
+                    depth: int = 50, fusion: str = "rrf") -> list[Hit]:
         selector = _filter(kind=kind)
-        kept = [leg for leg in legs if leg.using != SPARSE_VECTOR or leg.vector]
+        kept = [leg for leg in legs if not leg.sparse or leg.vector]
+        if not kept:  # e.g. only sparse legs, and a query without a single term
+            return []
         prefetches = [qe.Prefetch(limit=depth, filter=selector,
                                   query=qe.Query.Nearest(_vector(leg.vector), using=leg.using),
-                                  params=None if leg.using == SPARSE_VECTOR else self._params)
+                                  params=None if leg.sparse else self._params)
                       for leg in kept]
-        fusion = qe.Fusion.Rrf(k=RRF_K, weights=[leg.weight for leg in kept])
-        request = qe.QueryRequest(limit=top_k, prefetches=prefetches, query=fusion,
+        fused = qe.Fusion.Dbsf() if fusion == "dbsf" else \
+            qe.Fusion.Rrf(k=RRF_K, weights=[leg.weight for leg in kept])
+        request = qe.QueryRequest(limit=top_k, prefetches=prefetches, query=fused,
                                   with_payload=True)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {}))
                 for p in self._shard.query(request)]

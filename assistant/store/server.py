@@ -26,7 +26,7 @@ from assistant.sparse import SparseVector
 from assistant.store.base import (
     INDEXED_FIELDS,
     RRF_K,
-    SPARSE_VECTOR,
+    SPARSE_NAMES,
     TEXT_VECTOR,
     VECTOR_NAMES,
     Hit,
@@ -83,8 +83,9 @@ def _collection_spec(layout: Layout, dim: int, nodes: int) -> dict[str, Any]:
         vectors_config={name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE,
                                               on_disk=layout.on_disk)
                         for name in VECTOR_NAMES},
-        sparse_vectors_config={SPARSE_VECTOR: qm.SparseVectorParams(
-            modifier=qm.Modifier.IDF, index=qm.SparseIndexParams(on_disk=layout.on_disk))},
+        sparse_vectors_config={name: qm.SparseVectorParams(
+            modifier=qm.Modifier.IDF, index=qm.SparseIndexParams(on_disk=layout.on_disk))
+            for name in SPARSE_NAMES},
         shard_number=layout.shards or None,
         replication_factor=layout.replication_for(nodes),
         write_consistency_factor=layout.write_consistency,
@@ -110,6 +111,7 @@ class ServerStore:
         self._consistency = None if self._local else _consistency(layout.read_consistency)
         self.collection = collection
         self.location = location
+        self._lacking: set[str] = set()  # sparse vectors an older collection was made without
         if self._call(client.collection_exists, collection):
             self._check_vectors(dim)
             return
@@ -166,7 +168,8 @@ class ServerStore:
         return len(getattr(status, "peers", None) or {}) or 1
 
     def _check_vectors(self, dim: int) -> None:
-        params = self._call(self.client.get_collection, self.collection).config.params.vectors
+        config = self._call(self.client.get_collection, self.collection).config.params
+        params = config.vectors
         sizes = {name: p.size for name, p in (params or {}).items()} if isinstance(params, dict) \
             else {}
         if sizes.get(TEXT_VECTOR) != dim:
@@ -174,6 +177,12 @@ class ServerStore:
                 f"collection {self.collection!r} at {self.location} has vectors {sizes}, "
                 f"expected named vector {TEXT_VECTOR!r} of size {dim}: use another S2R_COLLECTION"
             )
+        # A server cannot add a named vector to a collection: search and store without it.
+        self._lacking = set(SPARSE_NAMES) - set(config.sparse_vectors or {})
+        if self._lacking:
+            log.warning("collection %r at %s has no sparse vector(s) %s (made by an older "
+                        "s2r): searching without them; ingest into a new S2R_COLLECTION to "
+                        "use them", self.collection, self.location, sorted(self._lacking))
 
     def upsert(self, points: list[StoredPoint]) -> None:
         size = self.layout.upsert_batch
@@ -181,7 +190,8 @@ class ServerStore:
             batch = [
                 qm.PointStruct(
                     id=p.chunk.id,
-                    vector={name: _vector(v) for name, v in p.vectors.items()},
+                    vector={name: _vector(v) for name, v in p.vectors.items()
+                            if name not in self._lacking},
                     payload=p.chunk.payload(),
                 )
                 for p in points[i : i + size]
@@ -218,15 +228,18 @@ class ServerStore:
         return self.search_legs(text_legs(dense, sparse), top_k, kind, depth)
 
     def search_legs(self, legs: list[QueryLeg], top_k: int = 10, kind: str | None = None,
-                    depth: int = 50) -> list[Hit]:
+                    depth: int = 50, fusion: str = "rrf") -> list[Hit]:
         selector = _filter(kind=kind)
-        kept = [leg for leg in legs if leg.using != SPARSE_VECTOR or leg.vector]
+        kept = [leg for leg in legs
+                if not leg.sparse or (leg.vector and leg.using not in self._lacking)]
+        if not kept:  # e.g. only sparse legs, and a query without a single term
+            return []
         prefetches = [qm.Prefetch(query=_vector(leg.vector), using=leg.using, limit=depth,
-                                  filter=selector,
-                                  params=None if leg.using == SPARSE_VECTOR else self._params)
+                                  filter=selector, params=None if leg.sparse else self._params)
                       for leg in kept]
-        return self._query(prefetch=prefetches, limit=top_k, query=qm.RrfQuery(
-            rrf=qm.Rrf(k=RRF_K, weights=[leg.weight for leg in kept])))
+        fused = qm.FusionQuery(fusion=qm.Fusion.DBSF) if fusion == "dbsf" else \
+            qm.RrfQuery(rrf=qm.Rrf(k=RRF_K, weights=[leg.weight for leg in kept]))
+        return self._query(prefetch=prefetches, limit=top_k, query=fused)
 
     def sources(self, limit: int = 100_000) -> dict[str, int]:
         hits = self._call(self.client.facet, self.collection, key="source", limit=limit,

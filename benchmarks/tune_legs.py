@@ -1,0 +1,86 @@
+"""Which legs a search should have and how to fuse them: MRR@10 of every path's readings
+(typed reference text, the s2r n-best list, the e2e spelling, the hybrid's readings) under
+each fusion (``rrf``, ``dbsf``) and leg set (words = MiniLM + word BM25; chars = character
+n-gram BM25; both), on a tuning set (train-split queries only; never run it on the eval split
+to choose anything).
+
+Each query is decoded and spelled once; every setting then searches the same readings through
+``Retriever.readings_legs``, the code the query paths run.
+
+    python benchmarks/tune_legs.py bench-data/tune600/clean bench-data/tune600/phone \
+        --out benchmarks/results/tune-legs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tune_hybrid import decode_and_spell
+
+from assistant.bench_format import Query, load_benchmark
+from assistant.evaluate import open_index, ranked_documents
+from assistant.metrics import reciprocal_rank
+from assistant.retrieval import Retriever, SearchResult, hybrid_readings
+from assistant.runtime import Runtime
+from assistant.s2r import Recognition, nbest_weights
+from assistant.settings import FUSIONS, Settings
+
+LEG_SETS = {"words": (True, False), "words+chars": (True, True), "chars": (False, True)}
+
+
+def readings(path: str, query: Query, recognition: Recognition, spelling: str, share: float
+             ) -> tuple[list[str], np.ndarray]:
+    """What ``path`` searches with for one query."""
+    if path == "text":
+        return [query.text], np.ones(1)
+    if path == "e2e":
+        return ([spelling], np.ones(1)) if spelling else ([], np.zeros(0))
+    if path == "hybrid":
+        return hybrid_readings(recognition, spelling, share)
+    texts = [h.text for h in recognition.hypotheses if h.text]
+    return texts, nbest_weights([h for h in recognition.hypotheses if h.text])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
+    parser.add_argument("--paths", default="text,s2r,e2e,hybrid")
+    parser.add_argument("--out", metavar="JSON")
+    args = parser.parse_args()
+    runtime = Runtime(Settings.load())
+    share = runtime.settings.hybrid_e2e_weight
+    rows = []
+    for bench_path in args.benchmarks:
+        bench = load_benchmark(bench_path)
+        indexed, _ = open_index(bench, runtime)
+        retriever = Retriever(indexed)
+        heard = decode_and_spell(bench, runtime)
+        for path in args.paths.split(","):
+            for legs_name, (words, chars) in LEG_SETS.items():
+                for fusion in FUSIONS:
+                    ranks = []
+                    for query, recognition, spelling in heard:
+                        texts, weights = readings(path, query, recognition, spelling, share)
+                        legs = retriever.readings_legs(texts, weights, words=words,
+                                                       chars=chars) if texts else []
+                        hits = indexed.store.search_legs(legs, top_k=50, fusion=fusion)
+                        ranks.append(reciprocal_rank(ranked_documents(SearchResult(hits)),
+                                                     set(query.relevant), 10))
+                    rows.append({"benchmark": bench.name, "path": path, "legs": legs_name,
+                                 "fusion": fusion, "n_queries": len(ranks),
+                                 "mrr@10": round(float(np.mean(ranks)), 4)})
+                    print(rows[-1], flush=True)
+        indexed.close()
+    print("| benchmark | readings | legs | fusion | queries | MRR@10 |\n|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['benchmark']} | {row['path']} | {row['legs']} | {row['fusion']} | "
+              f"{row['n_queries']} | {row['mrr@10']:.4f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
