@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.runtime import Runtime
-from assistant.s2r import EncoderPass, Recognition, nbest_weights
+from assistant.s2r import EncoderPass, Recognition, nbest_weights, query_vector
 from assistant.store.base import (
     CHARS_VECTOR,
     RRF_WEIGHTS,
@@ -51,8 +51,8 @@ class Retriever:
         self.runtime = runtime
 
     def search_text(self, query: str, top_k: int = 10, kind: str | None = None) -> SearchResult:
-        """The text retriever: the query's MiniLM vector, BM25 terms and character n-grams,
-        fused by rank."""
+        """The text retriever: the query's MiniLM vector, BM25 terms and character 4-grams,
+        fused in Qdrant (``fusion``: DBSF by default)."""
         t0 = time.perf_counter()
         legs = self.readings_legs([query], np.ones(1))
         return self._search(legs, top_k, kind, None, {"embed": (time.perf_counter() - t0) * 1e3})
@@ -164,8 +164,7 @@ class Retriever:
             legs.append(QueryLeg(SPARSE_VECTOR, self.runtime.lexical.query(texts, weights),
                                  bm25_weight))
         if words or speech:
-            fused = weights @ self.runtime.embedder.embed(texts)
-            dense = fused / max(float(np.linalg.norm(fused)), 1e-12)
+            dense = query_vector(texts, weights, self.runtime.embedder.embed)
             legs += [QueryLeg(name, dense, dense_weight)
                      for name, wanted in ((TEXT_VECTOR, words), (SPEECH_VECTOR, speech))
                      if wanted]

@@ -7,7 +7,7 @@ decoder repeats the sentence to fill the window, or drops words), so the decode 
 no-repeat n-grams, a repetition penalty and a token cap by duration; if the 1-best still shows
 a repeat, a high compression ratio, too many tokens or a hit cap, the padded 30 s pass runs
 instead.  The n-best list, with its probabilities, feeds an error-robust query vector
-(``query_vector``); the 1-best is the transcript for the generator.
+(``query_vector``) and weighted sparse terms; the 1-best is the transcript for the generator.
 """
 
 from __future__ import annotations
@@ -202,10 +202,9 @@ def nbest_weights(hypotheses: list[Hypothesis], temperature: float = 1.0) -> np.
     return weights / weights.sum()
 
 
-def query_vector(hypotheses: list[Hypothesis], embed, weights: np.ndarray | None = None
-                 ) -> np.ndarray:
-    """The n-best embeddings averaged by their weights (default ``nbest_weights``): a word the
-    recogniser is unsure of contributes in proportion to how likely each reading is."""
-    vectors = embed([h.text for h in hypotheses])
-    fused = (nbest_weights(hypotheses) if weights is None else weights) @ vectors
+def query_vector(texts: list[str], weights: np.ndarray, embed) -> np.ndarray:
+    """The readings' embeddings averaged by their weights (``nbest_weights`` for an n-best
+    list): a word the recogniser is unsure of contributes in proportion to how likely each
+    reading is."""
+    fused = weights @ embed(texts)
     return fused / max(float(np.linalg.norm(fused)), 1e-12)

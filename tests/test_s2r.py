@@ -60,8 +60,9 @@ def test_nbest_fusion(models):
     assert w.sum() == pytest.approx(1.0) and w[0] > w[1]
     assert w[0] / w[1] == pytest.approx(np.e)
     embed = models.embedder.embed
-    fused = query_vector(hyps, embed)
+    fused = query_vector([h.text for h in hyps], w, embed)
     single = embed([hyps[0].text])[0]
     assert np.linalg.norm(fused) == pytest.approx(1.0, abs=1e-5)
     assert 0.9 < float(fused @ single) < 1.0  # mostly the best reading, a little of the next
-    assert float(query_vector(hyps[:1], embed) @ single) == pytest.approx(1.0, abs=1e-5)
+    assert float(query_vector([hyps[0].text], np.ones(1), embed) @ single) == \
+        pytest.approx(1.0, abs=1e-5)

@@ -34,8 +34,9 @@ into the query vector, and its BM25 terms form the sparse leg.
 
 Intended use: spoken questions of a few seconds, in English, to s2r's retrievers (`e2e` alone
 or fused in `hybrid`).  Limitations: trained on synthetic speech only; spells unseen names by
-sound, so rare names come out misspelt (the text embedder and BM25 absorb part of that);
-digits are seldom spelt as digits; babble noise defeats it as it defeats Whisper tiny.en.
+sound, so rare names come out misspelt (searching the spelling by character 4-grams absorbs
+much of that); digits are seldom spelt as digits; babble noise defeats it as it defeats
+Whisper tiny.en.
 Reproduce: `s2r train` with the settings above (see README, "Training the e2e head").
 """
 
