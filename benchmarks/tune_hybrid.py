@@ -26,6 +26,7 @@ from assistant.retrieval import Retriever, SearchResult, hybrid_readings
 from assistant.runtime import Runtime
 from assistant.s2r import Recognition
 from assistant.settings import Settings
+from assistant.store.base import Hit
 
 
 def decode_and_spell(bench: Benchmark, runtime: Runtime
@@ -40,6 +41,24 @@ def decode_and_spell(bench: Benchmark, runtime: Runtime
         spelling = runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
         heard.append((query, recognition, spelling))
     return heard
+
+
+def reciprocal_rank_of(hits: list[Hit], query: Query) -> float:
+    """1 / rank of the query's first relevant document within the top 10, else 0."""
+    return reciprocal_rank(ranked_documents(SearchResult(hits)), set(query.relevant), 10)
+
+
+def report(rows: list[dict], columns: dict[str, str], out: str | None) -> None:
+    """Print the rows as a Markdown table (``columns``: row key → header, then queries and
+    MRR@10) and write them as JSON to ``out``."""
+    print("| " + " | ".join([*columns.values(), "queries", "MRR@10"]) + " |")
+    print("|" + "---|" * (len(columns) + 2))
+    for row in rows:
+        cells = [str(row[key]) for key in columns] + [str(row["n_queries"]),
+                                                      f"{row['mrr@10']:.4f}"]
+        print("| " + " | ".join(cells) + " |")
+    if out:
+        Path(out).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
 
 
 def main() -> None:
@@ -63,17 +82,11 @@ def main() -> None:
                 legs = retriever.readings_legs(texts, weights, speech=True)
                 hits = indexed.store.search_legs(legs, top_k=50, fusion=runtime.settings.fusion
                                                  ) if texts else []
-                ranks.append(reciprocal_rank(ranked_documents(SearchResult(hits)),
-                                             set(query.relevant), 10))
+                ranks.append(reciprocal_rank_of(hits, query))
             rows.append({"benchmark": bench.name, "share": share, "n_queries": len(ranks),
                          "mrr@10": round(float(np.mean(ranks)), 4)})
         indexed.close()
-    print("| benchmark | e2e share | queries | MRR@10 |\n|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['benchmark']} | {row['share']} | {row['n_queries']} | "
-              f"{row['mrr@10']:.4f} |")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    report(rows, {"benchmark": "benchmark", "share": "e2e share"}, args.out)
 
 
 if __name__ == "__main__":

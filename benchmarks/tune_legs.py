@@ -14,16 +14,13 @@ Each query is decoded and spelled once; every setting then searches the same rea
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
-from tune_hybrid import decode_and_spell
+from tune_hybrid import decode_and_spell, reciprocal_rank_of, report
 
 from assistant.bench_format import Query, load_benchmark
-from assistant.evaluate import open_index, ranked_documents
-from assistant.metrics import reciprocal_rank
-from assistant.retrieval import Retriever, SearchResult, hybrid_readings
+from assistant.evaluate import open_index
+from assistant.retrieval import Retriever, hybrid_readings
 from assistant.runtime import Runtime
 from assistant.s2r import Recognition, nbest_weights
 from assistant.settings import FUSIONS, Settings
@@ -67,19 +64,14 @@ def main() -> None:
                         legs = retriever.readings_legs(texts, weights, words=words,
                                                        chars=chars) if texts else []
                         hits = indexed.store.search_legs(legs, top_k=50, fusion=fusion)
-                        ranks.append(reciprocal_rank(ranked_documents(SearchResult(hits)),
-                                                     set(query.relevant), 10))
+                        ranks.append(reciprocal_rank_of(hits, query))
                     rows.append({"benchmark": bench.name, "path": path, "legs": legs_name,
                                  "fusion": fusion, "n_queries": len(ranks),
                                  "mrr@10": round(float(np.mean(ranks)), 4)})
                     print(rows[-1], flush=True)
         indexed.close()
-    print("| benchmark | readings | legs | fusion | queries | MRR@10 |\n|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['benchmark']} | {row['path']} | {row['legs']} | {row['fusion']} | "
-              f"{row['n_queries']} | {row['mrr@10']:.4f} |")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    report(rows, {"benchmark": "benchmark", "path": "readings", "legs": "legs",
+                  "fusion": "fusion"}, args.out)
 
 
 if __name__ == "__main__":
