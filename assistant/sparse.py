@@ -27,7 +27,7 @@ AVG_DOC_TOKENS = 64.0  # typical chunk length after stop-word removal (BM25 leng
 # 4-grams alone retrieved as well as 3-, 4- and 5-grams together on the tuning set, with a
 # third of the terms per chunk (benchmarks/results/tune-legs.md).
 GRAM_SIZES = (4,)
-AVG_DOC_GRAMS = 480.0  # grams of a typical 480-character chunk
+AVG_DOC_GRAMS = 480.0  # grams of an average benchmark passage (480 characters)
 BM25_K1 = 1.2
 BM25_B = 0.75
 

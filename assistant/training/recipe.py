@@ -15,7 +15,8 @@ MODEL_CARD = """# e2e CTC head {version}
 
 The end-to-end S2R path of s2r: a CTC head on the frozen Whisper encoder frames spells the
 question (no autoregressive decoding); the frozen text embedder ({embedder}) turns the spelling
-into the query vector, and its BM25 terms form the sparse leg.
+into a vector for audio chunks' speech leg, and queries search the spelling by its character
+4-grams (a BM25 leg that tolerates misspelt words).
 
 - File: `{file}` ({bytes} bytes, sha256 `{sha256}`), format `{format}`; runs in numpy.
 - Encoder: `{encoder}` ({width}-wide frames, 50 per second), reduced window (speech + {margin_s} s
