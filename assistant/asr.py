@@ -1,7 +1,8 @@
 """Speech recognition with faster-whisper (Whisper in CTranslate2).
 
-This module owns the one WhisperModel instance, so the cascade, corpus transcription and the
-S2R paths share loaded weights instead of loading the model once each.
+This module owns the WhisperModel instances, so the cascade, corpus transcription and the S2R
+paths share loaded weights instead of loading the model once each.  A second copy is loaded
+only for a different thread count (the integrated S2R pass runs best on one thread).
 """
 
 from __future__ import annotations
@@ -24,18 +25,25 @@ class Transcriber:
     """Plain full-window Whisper transcription: the cascade baseline and corpus transcripts."""
 
     def __init__(self, settings: Settings) -> None:
-        from faster_whisper import WhisperModel
-
         self.location = resolve_whisper(settings.whisper_model)
         self.language = settings.asr_language or None
         self.beam_size = settings.asr_beam_size
-        self.model = WhisperModel(
-            self.location.ref,
-            device="cpu",
-            compute_type=settings.whisper_compute_type,
-            cpu_threads=settings.cpu_threads,
-            local_files_only=self.location.is_local,
-        )
+        self.compute_type = settings.whisper_compute_type
+        self.model = self._load(settings.cpu_threads)
+        self._models = {settings.cpu_threads: self.model}
+
+    def _load(self, threads: int):
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(self.location.ref, device="cpu", compute_type=self.compute_type,
+                            cpu_threads=threads, local_files_only=self.location.is_local)
+
+    def model_with_threads(self, threads: int):
+        """The Whisper model run by ``threads`` CPU threads: ``model`` itself for its own count,
+        else a copy loaded once (tiny.en in int8: ~40 MB)."""
+        if threads not in self._models:
+            self._models[threads] = self._load(threads)
+        return self._models[threads]
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         """Transcribe float32 16 kHz mono audio; empty text when nothing is recognised."""

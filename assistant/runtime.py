@@ -65,7 +65,8 @@ class Runtime:
 
     @property
     def recognizer(self) -> IntegratedRecognizer:
-        """The integrated S2R decode; it shares the Whisper weights with ``transcriber``."""
+        """The integrated S2R decode; it loads Whisper through ``transcriber`` (shared weights
+        when the thread counts match)."""
         if self._recognizer is None:
             from assistant.s2r import DecodeConfig, IntegratedRecognizer
 

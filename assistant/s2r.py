@@ -38,11 +38,12 @@ class DecodeConfig:
     max_compression_ratio: float = 2.4
     max_tokens_per_s: float = 3.5  # fallback when the 1-best exceeds 3.5 × seconds + 8 tokens
     max_tokens_extra: int = 8
+    threads: int = 1  # CPU threads of the pass (Settings.s2r_threads says why one)
 
     @classmethod
     def from_settings(cls, settings) -> DecodeConfig:
         return cls(beam_size=settings.s2r_beam_size, n_best=settings.s2r_n_best,
-                   margin_s=settings.s2r_margin_s)
+                   margin_s=settings.s2r_margin_s, threads=settings.s2r_cpu_threads)
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,10 @@ class IntegratedRecognizer:
         from faster_whisper.tokenizer import Tokenizer
 
         self.config = config or DecodeConfig()
-        self.whisper = transcriber.model
+        self.whisper = transcriber.model_with_threads(self.config.threads)
         self.model = self.whisper.model  # ctranslate2.models.Whisper
+        # The padded fallback's 30 s encoder pass is big enough to gain from every core.
+        self.padded_encoder = transcriber.model.model
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.model.is_multilingual,
                                    task="transcribe",
                                    language=transcriber.language if self.model.is_multilingual
@@ -115,7 +118,8 @@ class IntegratedRecognizer:
         window = seconds + self.config.margin_s
         if window > MAX_WINDOW_S:
             return None
-        return EncoderPass(self._encode_features(self._features(audio, window)), window, seconds)
+        return EncoderPass(self._encode_features(self.model, self._features(audio, window)),
+                           window, seconds)
 
     def recognize(self, audio: np.ndarray, encoder_pass: EncoderPass | None = None
                   ) -> Recognition:
@@ -132,8 +136,8 @@ class IntegratedRecognizer:
                                    {"asr": (time.perf_counter() - started) * 1e3})
         else:
             reason = "longer than one window"
-        hypotheses, _ = self._decode(self._encode_features(self._features(audio, MAX_WINDOW_S)),
-                                     cap=None)
+        padded = self._encode_features(self.padded_encoder, self._features(audio, MAX_WINDOW_S))
+        hypotheses, _ = self._decode(padded, cap=None)
         return Recognition(hypotheses, reason, MAX_WINDOW_S,
                            {"asr": (time.perf_counter() - started) * 1e3})
 
@@ -146,10 +150,11 @@ class IntegratedRecognizer:
         frames = int(window_s * 100) // 2 * 2  # 100 frames/s; the encoder halves (stride 2)
         return np.ascontiguousarray(features[:, :frames])
 
-    def _encode_features(self, features: np.ndarray):
+    @staticmethod
+    def _encode_features(model, features: np.ndarray):
         import ctranslate2
 
-        return self.model.encode(ctranslate2.StorageView.from_array(features[None]))
+        return model.encode(ctranslate2.StorageView.from_array(features[None]))
 
     def _decode(self, encoded, cap: int | None) -> tuple[list[Hypothesis], int]:
         """n-best hypotheses (deduplicated, best first) and the 1-best's token count."""

@@ -72,6 +72,10 @@ class Settings:
     s2r_beam_size: int = 5  # 2 is ~25 % faster and ~0.015 MRR@10 worse (tune-s2r-decode.md)
     s2r_n_best: int = 5
     s2r_margin_s: float = 2.0
+    # CPU threads of the integrated pass's own copy of Whisper (0 = `threads`).  One is faster:
+    # its short-window encoder and single-token decoder steps are too small to split, and on
+    # 2 cores a second thread doubled the beam-5 decode (tune-s2r-threads.md).
+    s2r_threads: int = 1
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
     e2e_model: str = ""
@@ -157,6 +161,8 @@ class Settings:
             raise SettingsError("spoken_retriever must be s2r, hybrid, e2e or cascade")
         if not 0 <= self.hybrid_e2e_weight <= 1:
             raise SettingsError("hybrid_e2e_weight must be between 0 and 1")
+        if self.s2r_threads < 0:
+            raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
         if self.fusion not in FUSIONS:
             raise SettingsError(f"fusion must be {' or '.join(FUSIONS)}")
         if self.embedder_backend not in ("ct2", "torch"):
@@ -189,6 +195,10 @@ class Settings:
     @property
     def cpu_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
+
+    @property
+    def s2r_cpu_threads(self) -> int:
+        return self.s2r_threads or self.cpu_threads
 
     @property
     def llm_cpu_threads(self) -> int:

@@ -42,6 +42,7 @@ def test_explicit_config_file(monkeypatch, tmp_path):
         ("S2R_SPOKEN_RETRIEVER", "whisper", "spoken_retriever must be s2r, hybrid, e2e or"),
         ("S2R_HYBRID_E2E_WEIGHT", "1.5", "hybrid_e2e_weight must be between 0 and 1"),
         ("S2R_FUSION", "max", "fusion must be dbsf or rrf"),
+        ("S2R_S2R_THREADS", "-1", "s2r_threads must be >= 0"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch, tmp_path, env, value, message):
