@@ -119,12 +119,8 @@ class Retriever:
 
     def search_audio_hybrid(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                             ) -> SearchResult:
-        """Both S2R paths from one encoder pass.  The e2e spelling joins the decode's n-best
-        list as one more reading, weighted ``hybrid_e2e_weight`` (the n-best keep the rest);
-        that list becomes the dense vector and BM25 query, plus a leg over audio chunks'
-        speech vectors.  Fusing at the vector level, not by rank: as separate rank-fusion
-        legs the spelling pulled MRR@10 down even at weight 0.03 (tune-hybrid.md).  The
-        transcript is the decode's 1-best."""
+        """Both S2R paths from one encoder pass, fused by ``hybrid_legs``.  The transcript is
+        the decode's 1-best."""
         if (silent := self._silent(audio)) is not None:
             return silent
         encoder_pass, spelling, timings = self._spell(audio)
@@ -132,13 +128,24 @@ class Retriever:
             audio, encoder_pass if encoder_pass.covers(audio) else None)
         timings |= recognition.timings_ms
         t3 = time.perf_counter()
-        texts, weights = hybrid_readings(recognition, spelling,
-                                         self.runtime.settings.hybrid_e2e_weight)
-        if not texts:
+        legs = self.hybrid_legs(recognition, spelling, self.runtime.settings.hybrid_e2e_weight)
+        if not legs:
             return SearchResult([], "", timings)
-        legs = self.readings_legs(texts, weights, speech=True)
         return self._search(legs, top_k, kind, recognition.text or spelling,
                             {**timings, "embed": (time.perf_counter() - t3) * 1e3})
+
+    def hybrid_legs(self, recognition: Recognition, spelling: str, share: float
+                    ) -> list[QueryLeg]:
+        """The decode's n-best list gives the MiniLM vector and BM25 terms, as in ``s2r``; the
+        e2e spelling joins it as one more reading, weighted ``share``, where a misspelling
+        still helps: the character-4-gram leg, and the speech leg over audio chunks.  In the
+        dense and BM25 legs the spelling's broken words only blur (tune-hybrid.md).  With
+        ``char_grams`` off, the spelling searches only speech vectors."""
+        heard, heard_weights = hybrid_readings(recognition, "", 0.0)
+        texts, weights = hybrid_readings(recognition, spelling, share)
+        legs = self.readings_legs(heard, heard_weights, chars=False) if heard else []
+        return legs + (self.readings_legs(texts, weights, words=False, speech=True)
+                       if texts else [])
 
     def _spell(self, audio: np.ndarray) -> tuple[EncoderPass, str, dict[str, float]]:
         """The reduced-window encoder pass and the e2e head's spelling, with their times."""

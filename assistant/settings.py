@@ -79,9 +79,10 @@ class Settings:
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
     e2e_model: str = ""
-    # `hybrid`: the e2e spelling's share of the fused n-best list (the decode's readings share
-    # the rest), chosen on the train-split tuning set (benchmarks/results/tune-hybrid.md).
-    hybrid_e2e_weight: float = 0.1
+    # `hybrid`: the e2e spelling's share of the readings in the character-4-gram and speech
+    # legs (the decode's n-best share the rest), chosen on the train-split tuning set
+    # (benchmarks/results/tune-hybrid.md).
+    hybrid_e2e_weight: float = 0.6
     # How the legs of a search (MiniLM vector, word BM25, character-n-gram BM25) are fused:
     # "dbsf" (each leg's scores normalized by their spread, then summed) or "rrf" (by rank).
     # dbsf was chosen on the train-split tuning set (benchmarks/results/tune-legs.md).

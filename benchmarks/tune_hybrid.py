@@ -2,11 +2,11 @@
 set (train-split queries only; never run it on the eval split to choose anything).
 
 Each query is decoded and spelled once; every share then re-fuses the same readings through
-``hybrid_readings`` and ``Retriever.readings_legs``, the code ``search_audio_hybrid`` runs, so
-share 0 reproduces ``s2r`` exactly.
+``Retriever.hybrid_legs``, the code ``search_audio_hybrid`` runs, so share 0 reproduces
+``s2r`` exactly.
 
     python benchmarks/tune_hybrid.py bench-data/tune600/clean bench-data/tune600/phone \
-        --shares 0,0.05,0.1,0.2,0.3 --out benchmarks/results/tune-hybrid.json
+        --shares 0,0.2,0.4,0.5,0.6,0.7,0.8 --out benchmarks/results/tune-hybrid.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from assistant.audio import decode_audio
 from assistant.bench_format import Benchmark, Query, load_benchmark
 from assistant.evaluate import open_index, ranked_documents
 from assistant.metrics import reciprocal_rank
-from assistant.retrieval import Retriever, SearchResult, hybrid_readings
+from assistant.retrieval import Retriever, SearchResult
 from assistant.runtime import Runtime
 from assistant.s2r import Recognition
 from assistant.settings import Settings
@@ -64,7 +64,7 @@ def report(rows: list[dict], columns: dict[str, str], out: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
-    parser.add_argument("--shares", default="0,0.05,0.1,0.2,0.3")
+    parser.add_argument("--shares", default="0,0.2,0.4,0.5,0.6,0.7,0.8")
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
     shares = [float(s) for s in args.shares.split(",")]
@@ -78,10 +78,9 @@ def main() -> None:
         for share in shares:
             ranks = []
             for query, recognition, spelling in heard:
-                texts, weights = hybrid_readings(recognition, spelling, share)
-                legs = retriever.readings_legs(texts, weights, speech=True)
+                legs = retriever.hybrid_legs(recognition, spelling, share)
                 hits = indexed.store.search_legs(legs, top_k=50, fusion=runtime.settings.fusion
-                                                 ) if texts else []
+                                                 ) if legs else []
                 ranks.append(reciprocal_rank_of(hits, query))
             rows.append({"benchmark": bench.name, "share": share, "n_queries": len(ranks),
                          "mrr@10": round(float(np.mean(ranks)), 4)})

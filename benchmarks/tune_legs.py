@@ -45,10 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
     parser.add_argument("--paths", default="text,s2r,e2e,hybrid")
+    parser.add_argument("--share", type=float, default=0.1,
+                        help="the e2e spelling's share of the 'hybrid' readings (every leg set "
+                             "gets the same readings; tune-legs.md was run at 0.1)")
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
     runtime = Runtime(Settings.load())
-    share = runtime.settings.hybrid_e2e_weight
+    share = args.share
     rows = []
     for bench_path in args.benchmarks:
         bench = load_benchmark(bench_path)

@@ -12,6 +12,8 @@ import pytest
 from assistant.audio import write_wav
 from assistant.ingest import Ingestor
 from assistant.retrieval import Retriever
+from assistant.s2r import Hypothesis, Recognition, nbest_weights, query_vector
+from assistant.store.base import CHARS_VECTOR, SPARSE_VECTOR, SPEECH_VECTOR, TEXT_VECTOR
 from tests.conftest import ROOT, sharing_store, silence
 
 QUESTIONS = [  # (spoken question, voice, article that answers it)
@@ -59,6 +61,27 @@ def test_spoken_questions_find_their_document_in_top_3(runtime, wiki_docs, speak
     for path, steps in (("hybrid", {"e2e", "asr"}), ("e2e", {"e2e"}), ("s2r", {"asr"})):
         result = Retriever(sharing_store(runtime, spoken_retriever=path)).search_spoken(audio)
         assert steps == {"e2e", "asr"} & set(result.timings_ms) and result.hits
+
+
+def test_hybrid_puts_the_spelling_only_in_the_legs_a_misspelling_helps(runtime):
+    heard = [Hypothesis("who was johnny cash", -1.0), Hypothesis("who was jonny cash", -2.0)]
+    spelling = "hu woz johny kashe"
+    retriever = Retriever(runtime)
+    legs = {leg.using: leg.vector
+            for leg in retriever.hybrid_legs(Recognition(heard, None, 4.0), spelling, 0.6)}
+    assert set(legs) == {TEXT_VECTOR, SPARSE_VECTOR, CHARS_VECTOR, SPEECH_VECTOR}
+    # MiniLM and BM25: the n-best list alone, exactly as s2r searches it
+    texts, weights = [h.text for h in heard], nbest_weights(heard)
+    assert np.allclose(legs[TEXT_VECTOR], query_vector(texts, weights, runtime.embedder.embed))
+    assert legs[SPARSE_VECTOR] == runtime.lexical.query(texts, weights)
+    # 4-grams and speech: the spelling too, with 0.6 of the weight
+    spelled = set(runtime.char_grams.query([spelling]).indices)
+    assert spelled - set(runtime.char_grams.query(texts).indices) <= \
+        set(legs[CHARS_VECTOR].indices)
+    assert float(legs[SPEECH_VECTOR] @ legs[TEXT_VECTOR]) < 0.999
+    # nothing decoded: the spelling is all there is
+    alone = retriever.hybrid_legs(Recognition([], None, 4.0), spelling, 0.6)
+    assert {leg.using for leg in alone} == {CHARS_VECTOR, SPEECH_VECTOR}
 
 
 def test_spoken_question_finds_the_span_in_a_recording(runtime, tmp_path, speak):
