@@ -69,12 +69,13 @@ class Settings:
     asr_language: str = "en"
     asr_beam_size: int = 5
     # Integrated S2R decode (reduced window): beam width, n-best size, zeros after the speech.
-    s2r_beam_size: int = 5  # 2 is ~25 % faster and ~0.015 MRR@10 worse (tune-s2r-decode.md)
+    s2r_beam_size: int = 5  # 2: decode 63 vs 79 ms, ~0.015 MRR@10 worse (tune-s2r-decode.md)
     s2r_n_best: int = 5
     s2r_margin_s: float = 2.0
     # CPU threads of the integrated pass's own copy of Whisper (0 = `threads`).  One is faster:
     # its short-window encoder and single-token decoder steps are too small to split, and on
-    # 2 cores a second thread doubled the beam-5 decode (tune-s2r-threads.md).
+    # 2 cores a second thread made the beam-5 decode 1.6-2x slower (benchmarks/results/
+    # s2r-threads.md).
     s2r_threads: int = 1
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).

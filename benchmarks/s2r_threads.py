@@ -1,6 +1,7 @@
 """How many CPU threads the integrated S2R pass should run on: the reduced-window encoder and
-the guarded decode at beam 1, 2 and 5, and the padded cascade, timed with Whisper loaded at
-each thread count, interleaved over the same clips (two rounds), on a tuning set.
+the guarded decode at beam 1, 2 and 5, the padded fallback's encoder and decode, and the
+padded cascade, timed with Whisper loaded at each thread count, interleaved over the same
+clips (two rounds), on a tuning set.
 
     python benchmarks/s2r_threads.py bench-data/tune600/clean --clips 60 \
         --out benchmarks/results/s2r-threads.json
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from assistant.asr import Transcriber
 from assistant.audio import SAMPLE_RATE, decode_audio
 from assistant.bench_format import load_benchmark
-from assistant.s2r import DecodeConfig, IntegratedRecognizer
+from assistant.s2r import MAX_WINDOW_S, DecodeConfig, IntegratedRecognizer
 from assistant.settings import Settings
 
 BEAMS = (1, 2, 5)
@@ -57,6 +58,15 @@ def main() -> None:
                     recognizer._decode(encoded, cap)
                     times.setdefault((threads, f"decode, beam {beam}"), []).append(
                         since_ms(started))
+                padded = by_beam[5]._features(audio, MAX_WINDOW_S)
+                started = time.perf_counter()
+                encoded = by_beam[5]._encode_features(by_beam[5].model, padded)
+                times.setdefault((threads, "padded fallback: encode 30 s"), []).append(
+                    since_ms(started))
+                started = time.perf_counter()
+                by_beam[5]._decode(encoded, None)
+                times.setdefault((threads, "padded fallback: decode, beam 5"), []).append(
+                    since_ms(started))
                 started = time.perf_counter()
                 list(whisper.transcribe(audio, language="en", beam_size=5,
                                         condition_on_previous_text=False)[0])
