@@ -3,7 +3,7 @@ the guarded decode at beam 1, 2 and 5, the padded fallback's encoder and decode,
 padded cascade, timed with Whisper loaded at each thread count, interleaved over the same
 clips (two rounds), on a tuning set.
 
-    python benchmarks/s2r_threads.py bench-data/tune600/clean --clips 60 \
+    python benchmarks/s2r_threads.py bench-data/tune600/phone --clips 60 \
         --out benchmarks/results/s2r-threads.json
 """
 
@@ -60,11 +60,11 @@ def main() -> None:
                         since_ms(started))
                 padded = by_beam[5]._features(audio, MAX_WINDOW_S)
                 started = time.perf_counter()
-                encoded = by_beam[5]._encode_features(by_beam[5].model, padded)
+                padded_encoded = by_beam[5]._encode_features(by_beam[5].model, padded)
                 times.setdefault((threads, "padded fallback: encode 30 s"), []).append(
                     since_ms(started))
                 started = time.perf_counter()
-                by_beam[5]._decode(encoded, None)
+                by_beam[5]._decode(padded_encoded, None)
                 times.setdefault((threads, "padded fallback: decode, beam 5"), []).append(
                     since_ms(started))
                 started = time.perf_counter()
