@@ -56,19 +56,29 @@ def iter_audio_blocks(source: AudioSource, block_seconds: float = 30.0) -> Itera
         if not container.streams.audio:
             raise AudioDecodeError(f"{label}: contains no audio stream")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resampler, frame_shape = None, None
+
+        def keep(frames) -> int:
+            arrays = [out.to_ndarray().reshape(-1) for out in frames]
+            pending.extend(arrays)
+            return sum(array.size for array in arrays)
+
         try:
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    pending.append(out.to_ndarray().reshape(-1))
-                    pending_len += pending[-1].size
+                if (frame.format.name, frame.layout.name, frame.sample_rate) != frame_shape:
+                    # A stream may change its rate or channels part-way (joined recordings,
+                    # a damaged header); a resampler serves one input shape, so start anew.
+                    pending_len += keep(resampler.resample(None)) if resampler else 0
+                    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+                    frame_shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+                pending_len += keep(resampler.resample(frame))
                 while pending_len >= block:
                     data = np.concatenate(pending)
                     yield data[:block].copy()
                     total += block
                     pending, pending_len = [data[block:]], data.size - block
-            for out in resampler.resample(None):
-                pending.append(out.to_ndarray().reshape(-1))
+            if resampler:
+                keep(resampler.resample(None))
         except av.error.FFmpegError as exc:
             raise AudioDecodeError(f"{label}: corrupt audio data ({exc})") from exc
     rest = np.concatenate(pending).astype(np.float32) if pending else np.zeros(0, np.float32)
