@@ -65,12 +65,13 @@ def iter_audio_blocks(source: AudioSource, block_seconds: float = 30.0) -> Itera
 
         try:
             for frame in container.decode(stream):
-                if (frame.format.name, frame.layout.name, frame.sample_rate) != frame_shape:
+                shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if shape != frame_shape:
                     # A stream may change its rate or channels part-way (joined recordings,
                     # a damaged header); a resampler serves one input shape, so start anew.
                     pending_len += keep(resampler.resample(None)) if resampler else 0
                     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-                    frame_shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+                    frame_shape = shape
                 pending_len += keep(resampler.resample(frame))
                 while pending_len >= block:
                     data = np.concatenate(pending)

@@ -5,6 +5,7 @@ list's weighted legs), the e2e CTC head, their hybrid, or the plain cascade base
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,9 +144,17 @@ class Retriever:
         ``char_grams`` off, the spelling searches only speech vectors."""
         heard, heard_weights = hybrid_readings(recognition, "", 0.0)
         texts, weights = hybrid_readings(recognition, spelling, share)
-        legs = self.readings_legs(heard, heard_weights, chars=False) if heard else []
-        return legs + (self.readings_legs(texts, weights, words=False, speech=True)
-                       if texts else [])
+        if not texts:
+            return []
+        vectors = dict(zip(texts, self.runtime.embedder.embed(texts), strict=True))
+
+        def embedded(batch: list[str]) -> np.ndarray:  # each reading embedded once, not twice
+            return np.stack([vectors[text] for text in batch])
+
+        legs = self.readings_legs(heard, heard_weights, chars=False, embed=embedded) \
+            if heard else []
+        return legs + self.readings_legs(texts, weights, words=False, speech=True,
+                                         embed=embedded)
 
     def _spell(self, audio: np.ndarray) -> tuple[EncoderPass, str, dict[str, float]]:
         """The reduced-window encoder pass and the e2e head's spelling, with their times."""
@@ -157,12 +166,14 @@ class Retriever:
                                         "e2e": (time.perf_counter() - t1) * 1e3}
 
     def readings_legs(self, texts: list[str], weights: np.ndarray, words: bool = True,
-                      speech: bool = False, chars: bool | None = None) -> list[QueryLeg]:
+                      speech: bool = False, chars: bool | None = None,
+                      embed: Callable[[list[str]], np.ndarray] | None = None) -> list[QueryLeg]:
         """Weighted readings of one question (a typed query, the n-best list, a spelling) →
         their weighted character n-grams (with ``chars``, by default the ``char_grams``
         setting), and with ``words`` their fused MiniLM vector and weighted BM25 terms.  With
         ``speech`` the fused vector also searches audio chunks' speech vectors (their e2e
-        spellings, the only trace of an untranscribed recording)."""
+        spellings, the only trace of an untranscribed recording).  ``embed`` replaces the
+        embedder (e.g. with vectors already computed)."""
         chars = self.runtime.settings.char_grams if chars is None else chars
         dense_weight, bm25_weight, chars_weight = RRF_WEIGHTS
         legs = [QueryLeg(CHARS_VECTOR, self.runtime.char_grams.query(texts, weights),
@@ -171,7 +182,7 @@ class Retriever:
             legs.append(QueryLeg(SPARSE_VECTOR, self.runtime.lexical.query(texts, weights),
                                  bm25_weight))
         if words or speech:
-            dense = query_vector(texts, weights, self.runtime.embedder.embed)
+            dense = query_vector(texts, weights, embed or self.runtime.embedder.embed)
             legs += [QueryLeg(name, dense, dense_weight)
                      for name, wanted in ((TEXT_VECTOR, words), (SPEECH_VECTOR, speech))
                      if wanted]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,19 @@ def decode_and_spell(bench: Benchmark, runtime: Runtime
     return heard
 
 
+def heard_benchmarks(paths: list[str], runtime: Runtime
+                     ) -> Iterator[tuple[Benchmark, Runtime, Retriever, list]]:
+    """Each benchmark's indexed runtime, its retriever and its queries decoded and spelled
+    once (``decode_and_spell``); the index is closed when the caller moves on."""
+    for path in paths:
+        bench = load_benchmark(path)
+        indexed, _ = open_index(bench, runtime)
+        try:
+            yield bench, indexed, Retriever(indexed), decode_and_spell(bench, runtime)
+        finally:
+            indexed.close()
+
+
 def reciprocal_rank_of(hits: list[Hit], query: Query) -> float:
     """1 / rank of the query's first relevant document within the top 10, else 0."""
     return reciprocal_rank(ranked_documents(SearchResult(hits)), set(query.relevant), 10)
@@ -70,11 +84,7 @@ def main() -> None:
     shares = [float(s) for s in args.shares.split(",")]
     runtime = Runtime(Settings.load())
     rows = []
-    for path in args.benchmarks:
-        bench = load_benchmark(path)
-        indexed, _ = open_index(bench, runtime)
-        retriever = Retriever(indexed)
-        heard = decode_and_spell(bench, runtime)
+    for bench, indexed, retriever, heard in heard_benchmarks(args.benchmarks, runtime):
         for share in shares:
             ranks = []
             for query, recognition, spelling in heard:
@@ -84,7 +94,6 @@ def main() -> None:
                 ranks.append(reciprocal_rank_of(hits, query))
             rows.append({"benchmark": bench.name, "share": share, "n_queries": len(ranks),
                          "mrr@10": round(float(np.mean(ranks)), 4)})
-        indexed.close()
     report(rows, {"benchmark": "benchmark", "share": "e2e share"}, args.out)
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from tune_hybrid import decode_and_spell, reciprocal_rank_of, report
+from tune_hybrid import heard_benchmarks, reciprocal_rank_of, report
 
-from assistant.bench_format import Query, load_benchmark
-from assistant.evaluate import open_index
-from assistant.retrieval import Retriever, hybrid_readings
+from assistant.bench_format import Query
+from assistant.retrieval import hybrid_readings
 from assistant.runtime import Runtime
 from assistant.s2r import Recognition, nbest_weights
 from assistant.settings import FUSIONS, Settings
@@ -51,19 +50,15 @@ def main() -> None:
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
     runtime = Runtime(Settings.load())
-    share = args.share
     rows = []
-    for bench_path in args.benchmarks:
-        bench = load_benchmark(bench_path)
-        indexed, _ = open_index(bench, runtime)
-        retriever = Retriever(indexed)
-        heard = decode_and_spell(bench, runtime)
+    for bench, indexed, retriever, heard in heard_benchmarks(args.benchmarks, runtime):
         for path in args.paths.split(","):
             for legs_name, (words, chars) in LEG_SETS.items():
                 for fusion in FUSIONS:
                     ranks = []
                     for query, recognition, spelling in heard:
-                        texts, weights = readings(path, query, recognition, spelling, share)
+                        texts, weights = readings(path, query, recognition, spelling,
+                                                  args.share)
                         legs = retriever.readings_legs(texts, weights, words=words,
                                                        chars=chars) if texts else []
                         hits = indexed.store.search_legs(legs, top_k=50, fusion=fusion)
@@ -72,7 +67,6 @@ def main() -> None:
                                  "fusion": fusion, "n_queries": len(ranks),
                                  "mrr@10": round(float(np.mean(ranks)), 4)})
                     print(rows[-1], flush=True)
-        indexed.close()
     report(rows, {"benchmark": "benchmark", "path": "readings", "legs": "legs",
                   "fusion": "fusion"}, args.out)
 
