@@ -274,6 +274,7 @@ class Ingestor:
         self.runtime.manifest.record([(p.source, p.doc_hash, len(p.chunks)) for p in pending])
         report.ingested.extend(p.source for p in pending)
         report.chunks += len(chunks)
+        self.runtime.forget_query_vocabulary()
 
 
 def _aborted(exc: StoreError, report: IngestReport) -> StoreError:

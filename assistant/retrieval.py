@@ -92,7 +92,7 @@ class Retriever:
         without speech returns no hits and an empty transcript."""
         if (silent := self._silent(audio)) is not None:
             return silent
-        recognition = self.runtime.recognizer.recognize(audio)
+        recognition = self.runtime.query_recognizer.recognize(audio)
         if not recognition.hypotheses or not recognition.text:
             return SearchResult([], "", recognition.timings_ms)
         t0 = time.perf_counter()
@@ -125,7 +125,7 @@ class Retriever:
         if (silent := self._silent(audio)) is not None:
             return silent
         encoder_pass, spelling, timings = self._spell(audio)
-        recognition = self.runtime.recognizer.recognize(
+        recognition = self.runtime.query_recognizer.recognize(
             audio, encoder_pass if encoder_pass.covers(audio) else None)
         timings |= recognition.timings_ms
         t3 = time.perf_counter()
@@ -159,7 +159,7 @@ class Retriever:
     def _spell(self, audio: np.ndarray) -> tuple[EncoderPass, str, dict[str, float]]:
         """The reduced-window encoder pass and the e2e head's spelling, with their times."""
         t0 = time.perf_counter()
-        encoder_pass = self.runtime.recognizer.encode(audio, cut=True)
+        encoder_pass = self.runtime.query_recognizer.encode(audio, cut=True)
         t1 = time.perf_counter()
         spelling = self.runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
         return encoder_pass, spelling, {"encode": (t1 - t0) * 1e3,

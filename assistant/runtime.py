@@ -7,6 +7,8 @@ store never loads Whisper, and nothing is loaded twice.  ``with_settings`` opens
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.asr import Transcriber
+    from assistant.decoder_vocab import DecoderVocabulary
     from assistant.e2e import CTCHead
     from assistant.embedder import TextEmbedder
     from assistant.llm import LLMBackend
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from assistant.s2r import IntegratedRecognizer
     from assistant.sparse import CharGramEncoder, LexicalEncoder
     from assistant.store.base import Store
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -30,6 +35,7 @@ class Runtime:
         self._embedder = embedder
         self._transcriber = transcriber
         self._recognizer: IntegratedRecognizer | None = None
+        self._query_recognizer: IntegratedRecognizer | None = None
         self._store: Store | None = None
         self._manifest: Manifest | None = None
         self._llm: LLMBackend | None = None
@@ -73,6 +79,52 @@ class Runtime:
             self._recognizer = IntegratedRecognizer(self.transcriber,
                                                     DecodeConfig.from_settings(self.settings))
         return self._recognizer
+
+    @property
+    def query_recognizer(self) -> IntegratedRecognizer:
+        """The integrated S2R decode of spoken queries: with ``s2r_vocabulary=collection`` its
+        decoder only says this collection's word pieces (``decoder_vocab``), else (or when the
+        pruned model cannot be made) it is ``recognizer``."""
+        if self._query_recognizer is None:
+            vocabulary = self._decoder_vocabulary()
+            self._query_recognizer = self.recognizer
+            if vocabulary is not None:
+                from assistant.ct2_file import CT2FormatError
+                from assistant.s2r import DecodeConfig, IntegratedRecognizer
+
+                try:
+                    self._query_recognizer = IntegratedRecognizer(
+                        self.transcriber, DecodeConfig.from_settings(self.settings), vocabulary)
+                except (CT2FormatError, OSError, RuntimeError) as exc:
+                    log.warning("spoken queries use the full decoder vocabulary: %s", exc)
+        return self._query_recognizer
+
+    def forget_query_vocabulary(self) -> None:
+        """The collection changed: the next spoken query reads its word pieces again."""
+        self._query_recognizer = None
+
+    def _decoder_vocabulary(self) -> DecoderVocabulary | None:
+        """This collection's word pieces, collected once per collection state into the cache."""
+        s = self.settings
+        whisper = self.transcriber.model
+        if s.s2r_vocabulary == "full" or whisper.model.is_multilingual:
+            return None  # pruning keeps English-only ids in place; multilingual ones differ
+        count = self.store.count()
+        if not count:
+            return None
+        from assistant.decoder_vocab import DecoderVocabulary, piece_count
+
+        where = f"{self.transcriber.location.ref}\0{s.qdrant_url or s.data_dir.resolve()}" \
+                f"\0{s.collection}\0{count}"
+        path = (s.cache_dir / "decoder-vocab" /
+                f"{s.collection}-{hashlib.sha256(where.encode()).hexdigest()[:16]}.npy")
+        if path.exists():
+            return DecoderVocabulary.load(path)
+        log.info("reading the word pieces of %d chunks for the spoken-query decoder", count)
+        vocabulary = DecoderVocabulary.from_texts(self.store.texts(), whisper.hf_tokenizer,
+                                                  piece_count(self.transcriber.model_dir))
+        vocabulary.save(path)
+        return vocabulary
 
     @property
     def e2e_enabled(self) -> bool:
@@ -124,7 +176,7 @@ class Runtime:
         from assistant.audio import SAMPLE_RATE
 
         self.embedder.embed(["warm up"])
-        self.recognizer.recognize(np.zeros(SAMPLE_RATE, np.float32))
+        self.query_recognizer.recognize(np.zeros(SAMPLE_RATE, np.float32))
         self.store.stats()
         self.llm  # noqa: B018 (starts the local model server when one is used)
 

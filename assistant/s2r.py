@@ -6,7 +6,8 @@ inputs), and beam search decodes from that.  Short windows have known failure mo
 decoder repeats the sentence to fill the window, or drops words), so the decode is guarded:
 no-repeat n-grams, a repetition penalty and a token cap by duration; if the 1-best still shows
 a repeat, a high compression ratio, too many tokens or a hit cap, the padded 30 s pass runs
-instead.  The n-best list, with its probabilities, feeds an error-robust query vector
+instead.  A spoken query's decoder may be pruned to the collection's word pieces
+(``decoder_vocab``).  The n-best list, with its probabilities, feeds an error-robust query vector
 (``query_vector``) and weighted sparse terms; the 1-best is the transcript for the generator.
 """
 
@@ -15,13 +16,16 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from assistant.asr import Transcriber
 from assistant.audio import SAMPLE_RATE
 from assistant.metrics import normalize_words
+
+if TYPE_CHECKING:
+    from assistant.decoder_vocab import DecoderVocabulary
 
 MAX_WINDOW_S = 30.0  # the encoder's positional range
 
@@ -94,19 +98,22 @@ def repeats_word_ngram(text: str, n: int = 4) -> bool:
 class IntegratedRecognizer:
     """The reduced-window, guarded Whisper decode that serves both retrieval and transcript."""
 
-    def __init__(self, transcriber: Transcriber, config: DecodeConfig | None = None) -> None:
+    def __init__(self, transcriber: Transcriber, config: DecodeConfig | None = None,
+                 vocabulary: DecoderVocabulary | None = None) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self.config = config or DecodeConfig()
-        self.whisper = transcriber.model_with_threads(self.config.threads)
-        self.model = self.whisper.model  # ctranslate2.models.Whisper
+        self.whisper = transcriber.model  # features, tokenizer, lengths: alike in every copy
+        self.vocabulary = vocabulary
+        # ctranslate2.models.Whisper on its own thread count, its decoder maybe pruned
+        self.model = transcriber.decoder_model(self.config.threads, vocabulary)
         # The padded fallback's 30 s encoder pass is big enough to gain from every core.
         self.padded_encoder = transcriber.model.model
-        self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.model.is_multilingual,
-                                   task="transcribe",
-                                   language=transcriber.language if self.model.is_multilingual
-                                   else "en")
-        self.prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        multilingual = self.padded_encoder.is_multilingual
+        self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, multilingual, task="transcribe",
+                                   language=transcriber.language if multilingual else "en")
+        prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self.prompt = vocabulary.to_pruned(prompt) if vocabulary else prompt
 
     def encode(self, audio: np.ndarray, cut: bool = False) -> EncoderPass | None:
         """The one encoder pass on the utterance plus the margin.  When that exceeds the
@@ -174,7 +181,8 @@ class IntegratedRecognizer:
         merged: dict[tuple[str, ...], Hypothesis] = {}
         for ids, score in zip(result.sequences_ids, result.scores, strict=True):
             ids = ids[:new_tokens]
-            text = self.tokenizer.decode(ids).strip()
+            text = self.tokenizer.decode(self.vocabulary.from_pruned(ids) if self.vocabulary
+                                         else ids).strip()
             total = float(score) * len(ids)  # score is the length-normalised log-probability
             key = tuple(normalize_words(text))
             if key in merged:

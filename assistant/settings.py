@@ -17,6 +17,7 @@ from typing import Any
 
 ENV_PREFIX = "S2R_"
 FUSIONS = ("dbsf", "rrf")
+S2R_VOCABULARIES = ("collection", "full")
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,11 @@ class Settings:
     # 2 cores a second thread made the beam-5 decode 1.6-2x slower (benchmarks/results/
     # s2r-threads.md).
     s2r_threads: int = 1
+    # Word pieces a spoken query's decoder may say: "collection" (those of the collection's
+    # chunks plus the 10,000 commonest: a smaller output projection, a quarter off the decode,
+    # benchmarks/results/decoder-vocab.md) or "full" (all of Whisper's).  Documents are always
+    # transcribed with the full vocabulary.
+    s2r_vocabulary: str = "collection"
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
     e2e_model: str = ""
@@ -165,6 +171,8 @@ class Settings:
             raise SettingsError("hybrid_e2e_weight must be between 0 and 1")
         if self.s2r_threads < 0:
             raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
+        if self.s2r_vocabulary not in S2R_VOCABULARIES:
+            raise SettingsError(f"s2r_vocabulary must be {' or '.join(S2R_VOCABULARIES)}")
         if self.fusion not in FUSIONS:
             raise SettingsError(f"fusion must be {' or '.join(FUSIONS)}")
         if self.embedder_backend not in ("ct2", "torch"):

@@ -47,7 +47,7 @@ def main() -> None:
     times: dict[tuple[int, str], list[float]] = {}
     for _ in range(args.rounds):
         for threads, by_beam in recognizers.items():
-            whisper = by_beam[1].whisper
+            whisper = transcriber.model_with_threads(threads)
             for audio in tqdm(audios, desc=f"{threads} thread(s)", unit="clip"):
                 cap = int(4 * audio.size / SAMPLE_RATE + 10)
                 started = time.perf_counter()

@@ -36,8 +36,8 @@ def decode_and_spell(bench: Benchmark, runtime: Runtime
     heard = []
     for query in tqdm(bench.queries, desc=f"{bench.name}: decode + spell", unit="q"):
         audio = decode_audio(query.audio)
-        encoder_pass = runtime.recognizer.encode(audio, cut=True)
-        recognition = runtime.recognizer.recognize(
+        encoder_pass = runtime.query_recognizer.encode(audio, cut=True)
+        recognition = runtime.query_recognizer.recognize(
             audio, encoder_pass if encoder_pass.covers(audio) else None)
         spelling = runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
         heard.append((query, recognition, spelling))

@@ -47,13 +47,13 @@ def test_reduced_window_matches_the_padded_pass_on_clean_speech(models, speak):
 def test_the_integrated_pass_runs_its_own_single_thread_copy_of_whisper(models):
     transcriber = models.transcriber
     assert models.recognizer.config.threads == models.settings.s2r_cpu_threads == 1
-    assert models.recognizer.whisper is transcriber.model_with_threads(1)  # loaded once
+    assert models.recognizer.model is transcriber.model_with_threads(1).model  # loaded once
     own = models.settings.cpu_threads
     assert transcriber.model_with_threads(own) is transcriber.model  # same count: shared
-    assert IntegratedRecognizer(transcriber, DecodeConfig(threads=own)).whisper is \
-        transcriber.model
+    assert IntegratedRecognizer(transcriber, DecodeConfig(threads=own)).model is \
+        transcriber.model.model
     if own != 1:
-        assert models.recognizer.whisper is not transcriber.model
+        assert models.recognizer.model is not transcriber.model.model
 
 
 def test_a_tripped_guard_falls_back_to_the_padded_pass(models, speak):

@@ -43,6 +43,7 @@ def test_explicit_config_file(monkeypatch, tmp_path):
         ("S2R_HYBRID_E2E_WEIGHT", "1.5", "hybrid_e2e_weight must be between 0 and 1"),
         ("S2R_FUSION", "max", "fusion must be dbsf or rrf"),
         ("S2R_S2R_THREADS", "-1", "s2r_threads must be >= 0"),
+        ("S2R_S2R_VOCABULARY", "tiny", "s2r_vocabulary must be collection or full"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch, tmp_path, env, value, message):

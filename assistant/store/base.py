@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -133,6 +134,10 @@ class Store(Protocol):
         ...
 
     def stats(self) -> StoreStats: ...
+
+    def texts(self, batch: int = 1000) -> Iterator[str]:
+        """The text of every chunk (an audio chunk's is its transcript), in no set order."""
+        ...
 
     def finish_batch(self) -> None:
         """Called after a bulk ingest: flush and build indexes where the backend needs it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,16 @@ class EdgeStore:
             sources=len(self.sources()),
             location=str(self.path),
         )
+
+    def texts(self, batch: int = 1000) -> Iterator[str]:
+        offset = None
+        while True:
+            records, offset = self._shard.scroll(qe.ScrollRequest(
+                offset=offset, limit=batch, with_payload=qe.PayloadSelector.Include(["text"]),
+                with_vector=False))
+            yield from (str((r.payload or {}).get("text") or "") for r in records)
+            if offset is None:
+                return
 
     def finish_batch(self) -> None:
         self._shard.flush()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -254,6 +254,16 @@ class ServerStore:
             sources=len(self.sources()),
             location=f"{self.location} / {self.collection}",
         )
+
+    def texts(self, batch: int = 1000) -> Iterator[str]:
+        offset = None
+        while True:
+            records, offset = self._call(self.client.scroll, self.collection, limit=batch,
+                                         offset=offset, with_payload=["text"],
+                                         with_vectors=False)
+            yield from (str((r.payload or {}).get("text") or "") for r in records)
+            if offset is None:
+                return
 
     def finish_batch(self) -> None:
         """The server indexes in the background; nothing to do."""
