@@ -57,11 +57,15 @@ class DecoderVocabulary:
     def key(self) -> str:
         return hashlib.sha256(self.kept.tobytes()).hexdigest()[:16]
 
-    def to_pruned(self, ids: Sequence[int]) -> list[int]:
-        positions = np.searchsorted(self.kept, ids)
-        if np.any(positions >= self.kept.size) or np.any(self.kept[positions] != ids):
-            raise KeyError(f"word pieces {list(ids)} are not all in the pruned vocabulary")
-        return positions.tolist()
+    def to_pruned(self, ids: Sequence[int], skip_unknown: bool = False) -> list[int]:
+        """The pruned model's ids of ``ids``; a piece it lacks raises KeyError, or with
+        ``skip_unknown`` is left out."""
+        ids = np.asarray(ids, np.int64)
+        positions = np.minimum(np.searchsorted(self.kept, ids), self.kept.size - 1)
+        known = self.kept[positions] == ids
+        if not skip_unknown and not known.all():
+            raise KeyError(f"word pieces {ids[~known].tolist()} are not in the pruned vocabulary")
+        return positions[known].tolist()
 
     def from_pruned(self, ids: Sequence[int]) -> list[int]:
         return self.kept[np.asarray(ids, np.int64)].tolist()

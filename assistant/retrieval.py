@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from assistant.decode_context import candidate_context
 from assistant.runtime import Runtime
 from assistant.s2r import EncoderPass, Recognition, nbest_weights, query_vector
 from assistant.store.base import (
@@ -120,20 +121,43 @@ class Retriever:
 
     def search_audio_hybrid(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                             ) -> SearchResult:
-        """Both S2R paths from one encoder pass, fused by ``hybrid_legs``.  The transcript is
-        the decode's 1-best."""
+        """Both S2R paths from one encoder pass, fused by ``hybrid_legs``.  Then, with
+        ``hybrid_context_hits``, a second decode of the same pass reads the top hits' titles
+        and rare words first (``decode_context``); its n-best list takes the first one's
+        place and the search runs again (unless it trips a guard).  The transcript stays the
+        first decode's 1-best: the second is heard with the candidates in mind."""
         if (silent := self._silent(audio)) is not None:
             return silent
+        settings, recognizer = self.runtime.settings, self.runtime.query_recognizer
         encoder_pass, spelling, timings = self._spell(audio)
-        recognition = self.runtime.query_recognizer.recognize(
+        recognition = recognizer.recognize(
             audio, encoder_pass if encoder_pass.covers(audio) else None)
         timings |= recognition.timings_ms
-        t3 = time.perf_counter()
-        legs = self.hybrid_legs(recognition, spelling, self.runtime.settings.hybrid_e2e_weight)
+        t0 = time.perf_counter()
+        legs = self.hybrid_legs(recognition, spelling, settings.hybrid_e2e_weight)
         if not legs:
             return SearchResult([], "", timings)
-        return self._search(legs, top_k, kind, recognition.text or spelling,
-                            {**timings, "embed": (time.perf_counter() - t3) * 1e3})
+        context_hits = settings.hybrid_context_hits if encoder_pass.covers(audio) else 0
+        timings["embed"] = (time.perf_counter() - t0) * 1e3
+        first = self._search(legs, max(top_k, context_hits), kind,
+                             recognition.text or spelling, timings)
+        if not (context_hits and first.hits):
+            return SearchResult(first.hits[:top_k], first.transcript, first.timings_ms)
+        t1 = time.perf_counter()
+        context = candidate_context([(h.payload.get("title") or "", h.payload.get("text") or "")
+                                     for h in first.hits[:context_hits]],
+                                     recognizer.whisper.hf_tokenizer)
+        second = recognizer.decode_with_context(audio, encoder_pass, context)
+        timings = {**first.timings_ms, "asr_context": (time.perf_counter() - t1) * 1e3}
+        if not second:
+            return SearchResult(first.hits[:top_k], first.transcript, timings)
+        t2 = time.perf_counter()
+        legs = self.hybrid_legs(replace(recognition, hypotheses=second), spelling,
+                                settings.hybrid_e2e_weight)
+        timings["embed"] += (time.perf_counter() - t2) * 1e3
+        result = self._search(legs, top_k, kind, first.transcript, {})
+        timings["search"] += result.timings_ms["search"]
+        return SearchResult(result.hits, first.transcript, timings)
 
     def hybrid_legs(self, recognition: Recognition, spelling: str, share: float
                     ) -> list[QueryLeg]:

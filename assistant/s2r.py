@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from assistant.decoder_vocab import DecoderVocabulary
 
 MAX_WINDOW_S = 30.0  # the encoder's positional range
+MAX_CONTEXT_TOKENS = 200  # of a previous-text prompt (Whisper allows up to 223)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,21 @@ class IntegratedRecognizer:
         return Recognition(hypotheses, reason, MAX_WINDOW_S,
                            {"asr": (time.perf_counter() - started) * 1e3})
 
+    def decode_with_context(self, audio: np.ndarray, encoder_pass: EncoderPass, context: str
+                            ) -> list[Hypothesis]:
+        """A second decode of the same encoder pass with ``context`` as Whisper's
+        previous-text prompt: a decoder that has just "read" a rare name spells it when it
+        hears it ("Apiaceae", not "APSE").  A decode that trips a guard gives nothing."""
+        ids = self.tokenizer.encode(" " + context.strip())[-MAX_CONTEXT_TOKENS:]
+        prompt = [self.tokenizer.sot_prev, *ids]
+        if self.vocabulary:  # the context's pieces come from the collection; drop any other
+            prompt = self.vocabulary.to_pruned(prompt, skip_unknown=True)
+        seconds = audio.size / SAMPLE_RATE
+        cap = int(self.config.tokens_per_s * seconds + self.config.cap_extra_tokens)
+        hypotheses, tokens = self._decode(encoder_pass.encoded, cap, [*prompt, *self.prompt])
+        text = hypotheses[0].text if hypotheses else ""
+        return [] if self._guard(text, tokens, seconds, cap) else hypotheses
+
     def _features(self, audio: np.ndarray, window_s: float) -> np.ndarray:
         """Log-mel of the audio zero-padded (or cut) to ``window_s`` seconds."""
         n = int(window_s * SAMPLE_RATE)
@@ -163,17 +179,19 @@ class IntegratedRecognizer:
 
         return model.encode(ctranslate2.StorageView.from_array(features[None]))
 
-    def _decode(self, encoded, cap: int | None) -> tuple[list[Hypothesis], int]:
+    def _decode(self, encoded, cap: int | None, prompt: list[int] | None = None
+                ) -> tuple[list[Hypothesis], int]:
         """n-best hypotheses (deduplicated, best first) and the 1-best's token count."""
         c = self.config
-        new_tokens = cap if cap is not None else self.whisper.max_length - len(self.prompt) - 1
+        prompt = prompt or self.prompt
+        new_tokens = cap if cap is not None else self.whisper.max_length - len(prompt) - 1
         result = self.model.generate(
-            encoded, [self.prompt],
+            encoded, [prompt],
             beam_size=c.beam_size, num_hypotheses=min(c.n_best, c.beam_size),
             return_scores=True,
             no_repeat_ngram_size=c.no_repeat_ngram_size, repetition_penalty=c.repetition_penalty,
             # max_length counts the prompt; this build stops at about half of it, so ask twice
-            max_length=min(self.whisper.max_length, 2 * (len(self.prompt) + new_tokens)),
+            max_length=min(self.whisper.max_length, 2 * (len(prompt) + new_tokens)),
             suppress_blank=True, length_penalty=1.0,
         )[0]
         # Beams often differ only in case or punctuation: merge those (summing probability)

@@ -90,6 +90,10 @@ class Settings:
     # legs (the decode's n-best share the rest), chosen on the train-split tuning set
     # (benchmarks/results/tune-hybrid.md).
     hybrid_e2e_weight: float = 0.6
+    # `hybrid`: how many of the first search's top hits a second decode reads (their titles
+    # and rare words, as Whisper's previous-text prompt) before the search runs again; 0 = no
+    # second pass (benchmarks/results/tune-context.md).
+    hybrid_context_hits: int = 5
     # How the legs of a search (MiniLM vector, word BM25, character-n-gram BM25) are fused:
     # "dbsf" (each leg's scores normalized by their spread, then summed) or "rrf" (by rank).
     # dbsf was chosen on the train-split tuning set (benchmarks/results/tune-legs.md).
@@ -171,6 +175,8 @@ class Settings:
             raise SettingsError("hybrid_e2e_weight must be between 0 and 1")
         if self.s2r_threads < 0:
             raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
+        if self.hybrid_context_hits < 0:
+            raise SettingsError("hybrid_context_hits must be >= 0 (0 = no second decode)")
         if self.s2r_vocabulary not in S2R_VOCABULARIES:
             raise SettingsError(f"s2r_vocabulary must be {' or '.join(S2R_VOCABULARIES)}")
         if self.fusion not in FUSIONS:

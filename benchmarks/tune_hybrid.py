@@ -2,8 +2,9 @@
 set (train-split queries only; never run it on the eval split to choose anything).
 
 Each query is decoded and spelled once; every share then re-fuses the same readings through
-``Retriever.hybrid_legs``, the code ``search_audio_hybrid`` runs, so share 0 reproduces
-``s2r`` exactly.
+``Retriever.hybrid_legs``, the code ``search_audio_hybrid`` runs for its first search, so
+share 0 reproduces ``s2r`` exactly.  (The hybrid's second, context-prompted decode is not run
+here: ``S2R_HYBRID_CONTEXT_HITS`` is compared through ``s2r eval``, tune-context.md.)
 
     python benchmarks/tune_hybrid.py bench-data/tune600/clean bench-data/tune600/phone \
         --shares 0,0.2,0.4,0.5,0.6,0.7,0.8 --out benchmarks/results/tune-hybrid.json
@@ -52,7 +53,8 @@ def heard_benchmarks(paths: list[str], runtime: Runtime
         bench = load_benchmark(path)
         indexed, _ = open_index(bench, runtime)
         try:
-            yield bench, indexed, Retriever(indexed), decode_and_spell(bench, runtime)
+            # the indexed runtime: its collection gives the query decoder's vocabulary
+            yield bench, indexed, Retriever(indexed), decode_and_spell(bench, indexed)
         finally:
             indexed.close()
 

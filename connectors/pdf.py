@@ -12,7 +12,7 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable noi
 
 def read_pdf(path: Path, source: str) -> TextDocument:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     try:
         reader = PdfReader(path)
@@ -24,7 +24,8 @@ def read_pdf(path: Path, source: str) -> TextDocument:
         raise
     except (FileNotDecryptedError, DependencyError) as exc:  # AES needs `cryptography`
         raise DocumentError(f"{path}: encrypted PDF; decrypt it first ({exc})") from exc
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+    # PyPdfError: every pypdf failure, e.g. a page that refers to itself (LimitReachedError)
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise DocumentError(f"{path}: broken or not a PDF ({exc})") from exc
     text = "\n\n".join(pages)
     if not text.strip():

@@ -66,6 +66,12 @@ def test_idempotent_upsert_and_counts(store):
     assert store.sources() == {"a.txt": 4}
 
 
+def test_texts_pages_through_every_chunk(store):
+    points = [point("a.txt", i) for i in range(7)] + [point("talk.wav", 0, kind="audio")]
+    store.upsert(points)
+    assert sorted(store.texts(batch=3)) == sorted(p.chunk.text for p in points)
+
+
 def test_delete_source_keeps_other_sources_and_current_version(store):
     store.upsert([point("a.txt", i, "old") for i in range(3)] + [point("b.txt", 0)])
     store.upsert([point("a.txt", i, "new", seed=100 + i) for i in range(2)])

@@ -1,0 +1,85 @@
+"""How many of its first search's top hits the hybrid's second decode should read
+(``S2R_HYBRID_CONTEXT_HITS``), and whether that decode's n-best list should replace the first
+one or join it: MRR@10 on a tuning set (train-split queries only; never choose on the eval
+split).
+
+Each query is decoded and spelled once and searched as the hybrid's first search does
+(``Retriever.hybrid_legs``).  Each hit count then runs the second decode through
+``IntegratedRecognizer.decode_with_context`` with ``candidate_context``, the code
+``search_audio_hybrid`` runs.
+
+    python benchmarks/tune_context.py bench-data/tune600/clean bench-data/tune600/phone \
+        --hits 3,5,8 --out benchmarks/results/tune-context.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import numpy as np
+from tqdm import tqdm
+from tune_hybrid import heard_benchmarks, reciprocal_rank_of, report
+
+from assistant.audio import decode_audio
+from assistant.decode_context import candidate_context
+from assistant.retrieval import Retriever
+from assistant.runtime import Runtime
+from assistant.s2r import Recognition
+from assistant.settings import Settings
+from assistant.store.base import Hit
+
+
+def hybrid_hits(retriever: Retriever, recognition: Recognition, spelling: str, share: float
+                ) -> list[Hit]:
+    """The top 50 of the hybrid's search over these readings."""
+    legs = retriever.hybrid_legs(recognition, spelling, share)
+    runtime = retriever.runtime
+    return runtime.store.search_legs(legs, top_k=50, fusion=runtime.settings.fusion) \
+        if legs else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
+    parser.add_argument("--hits", default="3,5,8", help="top-hit counts to compare")
+    parser.add_argument("--out", metavar="JSON")
+    args = parser.parse_args()
+    counts = [int(k) for k in args.hits.split(",")]
+    runtime = Runtime(Settings.load())
+    share = runtime.settings.hybrid_e2e_weight
+    rows = []
+    for bench, indexed, retriever, heard in heard_benchmarks(args.benchmarks, runtime):
+        recognizer = indexed.query_recognizer
+        tokenizer = recognizer.whisper.hf_tokenizer
+
+        ranks: dict[tuple[int, str], list[float]] = {(0, "first decode only"): []}
+        for query, recognition, spelling in tqdm(heard, desc=f"{bench.name}: second decode",
+                                                 unit="q"):
+            hits = hybrid_hits(retriever, recognition, spelling, share)
+            first = reciprocal_rank_of(hits, query)
+            ranks[(0, "first decode only")].append(first)
+            audio = decode_audio(query.audio)
+            encoder_pass = recognizer.encode(audio, cut=True)
+            for count in counts:
+                second = []
+                if hits and encoder_pass.covers(audio):
+                    context = candidate_context(
+                        [(h.payload.get("title") or "", h.payload.get("text") or "")
+                         for h in hits[:count]], tokenizer)
+                    second = recognizer.decode_with_context(audio, encoder_pass, context)
+                for mode, hypotheses in (("replace", second),
+                                         ("join", recognition.hypotheses + second)):
+                    ranks.setdefault((count, mode), []).append(
+                        reciprocal_rank_of(hybrid_hits(
+                            retriever, replace(recognition, hypotheses=hypotheses), spelling,
+                            share), query) if second else first)
+        rows += [{"benchmark": bench.name, "hits": count, "n_best": mode,
+                  "n_queries": len(values), "mrr@10": round(float(np.mean(values)), 4)}
+                 for (count, mode), values in ranks.items()]
+    report(rows, {"benchmark": "benchmark", "hits": "top hits read",
+                  "n_best": "second n-best"}, args.out)
+
+
+if __name__ == "__main__":
+    main()

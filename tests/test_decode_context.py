@@ -1,0 +1,52 @@
+"""The hybrid's second decode: it reads the top candidates' titles and rare words first."""
+
+from assistant.decode_context import candidate_context
+from assistant.ingest import Ingestor
+from assistant.metrics import normalize_words
+from assistant.retrieval import Retriever
+from connectors.base import TextDocument
+
+PARSLEY = ("Parsley", "Parsley, or garden parsley, is a species of flowering plant in the "
+                      "family Apiaceae that is native to Greece, Morocco and the former "
+                      "Yugoslavia.")
+CUMIN = ("Cumin", "Cumin is a flowering plant in the family Apiaceae, native to the "
+                  "Irano-Turanian Region.")
+
+
+def test_the_context_is_titles_then_rare_words_once_each(models):
+    tokenizer = models.transcriber.model.hf_tokenizer
+    context = candidate_context([PARSLEY, CUMIN, PARSLEY], tokenizer)
+    titles, words = context.split(". ", 1)
+    assert titles == "Parsley, Cumin"
+    assert "Apiaceae" in words.split() and words.split().count("Apiaceae") == 1
+    assert "Yugoslavia" in words.split() and "Irano-Turanian" in words.split()
+    for common in ("species", "family", "native", "plant", "former"):  # pieces < 10,000
+        assert common not in words.split()
+    assert len(candidate_context([PARSLEY] * 2, tokenizer, max_words=2).split(". ")[1]
+               .split()) == 2
+    assert candidate_context([("", "the cat sat on the mat")], tokenizer) == ""
+
+
+def test_a_decode_that_has_read_the_rare_word_hears_it(models, speak):
+    question = ("What is a species of flowering plant in the family Apiaceae that is native "
+                "to Greece?")
+    audio = speak(question)
+    recognizer = models.recognizer
+    encoder_pass = recognizer.encode(audio)
+    plain = recognizer.recognize(audio, encoder_pass)
+    assert "apiaceae" not in normalize_words(plain.text)  # tiny.en alone mishears it
+    hypotheses = recognizer.decode_with_context(
+        audio, encoder_pass, candidate_context([PARSLEY, CUMIN],
+                                               models.transcriber.model.hf_tokenizer))
+    assert "apiaceae" in normalize_words(hypotheses[0].text)
+
+
+def test_hybrid_searches_again_with_what_the_second_decode_heard(runtime, speak):
+    docs = [TextDocument(title.lower(), title, text) for title, text in (PARSLEY, CUMIN)]
+    docs += [TextDocument(f"filler-{i}", f"Filler {i}", f"A plain note number {i} about "
+                          "gardens, kitchens and plants.") for i in range(8)]
+    assert Ingestor(runtime).ingest_documents(docs, progress=False).ok
+    result = Retriever(runtime).search_audio_hybrid(
+        speak("Parsley belongs to the Apiaceae family."), top_k=3)
+    assert {"asr", "asr_context", "search"} <= set(result.timings_ms)
+    assert {h.payload["title"] for h in result.hits[:2]} == {"Parsley", "Cumin"}
