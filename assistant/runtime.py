@@ -86,17 +86,17 @@ class Runtime:
         decoder only says this collection's word pieces (``decoder_vocab``), else (or when the
         pruned model cannot be made) it is ``recognizer``."""
         if self._query_recognizer is None:
-            vocabulary = self._decoder_vocabulary()
-            self._query_recognizer = self.recognizer
-            if vocabulary is not None:
-                from assistant.ct2_file import CT2FormatError
-                from assistant.s2r import DecodeConfig, IntegratedRecognizer
+            from assistant.ct2_file import CT2FormatError
+            from assistant.s2r import DecodeConfig, IntegratedRecognizer
 
-                try:
+            self._query_recognizer = self.recognizer
+            try:  # a cache that cannot be written or an odd model costs speed, not the query
+                vocabulary = self._decoder_vocabulary()
+                if vocabulary is not None:
                     self._query_recognizer = IntegratedRecognizer(
                         self.transcriber, DecodeConfig.from_settings(self.settings), vocabulary)
-                except (CT2FormatError, OSError, RuntimeError) as exc:
-                    log.warning("spoken queries use the full decoder vocabulary: %s", exc)
+            except (CT2FormatError, OSError, RuntimeError) as exc:
+                log.warning("spoken queries use the full decoder vocabulary: %s", exc)
         return self._query_recognizer
 
     def forget_query_vocabulary(self) -> None:

@@ -89,3 +89,14 @@ def test_spoken_queries_use_the_collection_vocabulary_and_see_new_documents(runt
     assert set(_pieces(runtime, " Quetzalcoatl")) <= set(second.vocabulary.kept.tolist())
     full = sharing_store(runtime, s2r_vocabulary="full")
     assert full.query_recognizer is full.recognizer
+
+
+def test_a_cache_that_cannot_be_written_costs_speed_not_the_query(runtime, tmp_path, caplog):
+    assert Ingestor(runtime).ingest_documents(
+        [TextDocument("a", "Axolotl", "The axolotl lives in Lake Xochimilco.")],
+        progress=False).ok
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    derived = sharing_store(runtime, cache_dir=blocker / "cache")  # mkdir fails under a file
+    assert derived.query_recognizer is derived.recognizer
+    assert "full decoder vocabulary" in caplog.text
