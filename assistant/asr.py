@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant.models import resolve_whisper
+from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.decoder_vocab import DecoderVocabulary
-from assistant.settings import Settings
 
 
 @dataclass(frozen=True)
