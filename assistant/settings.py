@@ -79,7 +79,7 @@ class Settings:
     # s2r-threads.md).
     s2r_threads: int = 1
     # Word pieces a spoken query's decoder may say: "collection" (those of the collection's
-    # chunks plus the 10,000 commonest: a smaller output projection, a quarter off the decode,
+    # chunks plus the 10,000 commonest: a smaller output projection, 16-20 % off the decode,
     # benchmarks/results/decoder-vocab.md) or "full" (all of Whisper's).  Documents are always
     # transcribed with the full vocabulary.
     s2r_vocabulary: str = "collection"
