@@ -22,8 +22,8 @@ MAX_WORDS = 60
 
 def candidate_context(passages: Sequence[tuple[str, str]], tokenizer,
                       max_words: int = MAX_WORDS) -> str:
-    """"Title, Title. rare words …" for (title, text) passages, best first; ``tokenizer`` is
-    Whisper's (a ``tokenizers.Tokenizer``)."""
+    """The prompt "Title, Title. rare words …" for (title, text) passages, best first;
+    ``tokenizer`` is Whisper's (a ``tokenizers.Tokenizer``)."""
     titles = ", ".join(dict.fromkeys(title for title, _ in passages if title))
     words = list(dict.fromkeys(w for _, text in passages for w in WORD.findall(text)))
     pieces = tokenizer.encode_batch([" " + w for w in words], add_special_tokens=False) \
