@@ -3,7 +3,7 @@
 Each beam step of the reduced-window decode ends in the output projection: for tiny.en, 5 beams
 × 51,864 word pieces × 384, more work than the 4 decoder layers before it.  A spoken query is
 only worth decoding into words the collection can match, and a collection's text uses far fewer
-pieces (the 10,033 benchmark passages: 35,600).  So queries are decoded by a copy of the model
+pieces (the 10,033 benchmark passages: 34,000).  So queries are decoded by a copy of the model
 whose embedding/projection keeps only the collection's pieces, the 10,000 commonest pieces
 (GPT-2's merges are ranked by frequency, so the lowest ids; they start with all 256 bytes, so
 any word can still be spelled) and the special tokens.  On 200 tuning clips per condition
