@@ -42,12 +42,14 @@ class DecoderVocabulary:
     @classmethod
     def from_texts(cls, texts: Iterable[str], tokenizer, size: int,
                    common: int = COMMON_PIECES) -> DecoderVocabulary:
-        """The pieces of ``texts`` (as Whisper's ``tokenizer`` splits them, with and without a
-        leading space) plus the always-kept ones, for a model of ``size`` pieces."""
+        """The pieces of ``texts`` (as Whisper's ``tokenizer`` splits them; the first word
+        also with a leading space, as it reads mid-sentence) plus the always-kept ones, for a
+        model of ``size`` pieces."""
         kept = set(range(min(max(common, 256), size))) | set(range(min(FIRST_SPECIAL, size), size))
         batch: list[str] = []
         for text in texts:
-            batch += [text, " " + text]
+            first_word = text.split(maxsplit=1)[:1]
+            batch += [text, *(" " + word for word in first_word)]
             if len(batch) >= _BATCH:
                 kept |= _piece_ids(tokenizer, batch)
                 batch = []

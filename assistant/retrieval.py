@@ -12,7 +12,7 @@ import numpy as np
 
 from assistant.decode_context import candidate_context
 from assistant.runtime import Runtime
-from assistant.s2r import EncoderPass, Recognition, nbest_weights, query_vector
+from assistant.s2r import EncoderPass, Hypothesis, Recognition, nbest_weights, query_vector
 from assistant.store.base import (
     CHARS_VECTOR,
     RRF_WEIGHTS,
@@ -144,10 +144,7 @@ class Retriever:
         if not (context_hits and first.hits):
             return SearchResult(first.hits[:top_k], first.transcript, first.timings_ms)
         t1 = time.perf_counter()
-        context = candidate_context([(h.payload.get("title") or "", h.payload.get("text") or "")
-                                     for h in first.hits[:context_hits]],
-                                     recognizer.whisper.hf_tokenizer)
-        second = recognizer.decode_with_context(audio, encoder_pass, context)
+        second = self.reread(audio, encoder_pass, first.hits[:context_hits])
         timings = {**first.timings_ms, "asr_context": (time.perf_counter() - t1) * 1e3}
         if not second:
             return SearchResult(first.hits[:top_k], first.transcript, timings)
@@ -158,6 +155,15 @@ class Retriever:
         result = self._search(legs, top_k, kind, first.transcript, {})
         timings["search"] += result.timings_ms["search"]
         return SearchResult(result.hits, first.transcript, timings)
+
+    def reread(self, audio: np.ndarray, encoder_pass: EncoderPass, hits: list[Hit]
+               ) -> list[Hypothesis]:
+        """The hybrid's second decode of ``encoder_pass``, after reading the titles and rare
+        words of ``hits`` (``decode_context``); nothing if it trips a guard."""
+        recognizer = self.runtime.query_recognizer
+        context = candidate_context([(h.payload.get("title") or "", h.payload.get("text") or "")
+                                     for h in hits], recognizer.whisper.hf_tokenizer)
+        return recognizer.decode_with_context(audio, encoder_pass, context)
 
     def hybrid_legs(self, recognition: Recognition, spelling: str, share: float
                     ) -> list[QueryLeg]:

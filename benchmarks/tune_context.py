@@ -5,8 +5,7 @@ split).
 
 Each query is decoded and spelled once and searched as the hybrid's first search does
 (``Retriever.hybrid_legs``).  Each hit count then runs the second decode through
-``IntegratedRecognizer.decode_with_context`` with ``candidate_context``, the code
-``search_audio_hybrid`` runs.
+``Retriever.reread``, the code ``search_audio_hybrid`` runs.
 
     python benchmarks/tune_context.py bench-data/tune600/clean bench-data/tune600/phone \
         --hits 3,5,8 --out benchmarks/results/tune-context.json
@@ -22,7 +21,6 @@ from tqdm import tqdm
 from tune_hybrid import heard_benchmarks, reciprocal_rank_of, report
 
 from assistant.audio import decode_audio
-from assistant.decode_context import candidate_context
 from assistant.retrieval import Retriever
 from assistant.runtime import Runtime
 from assistant.s2r import Recognition
@@ -51,7 +49,6 @@ def main() -> None:
     rows = []
     for bench, indexed, retriever, heard in heard_benchmarks(args.benchmarks, runtime):
         recognizer = indexed.query_recognizer
-        tokenizer = recognizer.whisper.hf_tokenizer
 
         ranks: dict[tuple[int, str], list[float]] = {(0, "first decode only"): []}
         for query, recognition, spelling in tqdm(heard, desc=f"{bench.name}: second decode",
@@ -64,10 +61,7 @@ def main() -> None:
             for count in counts:
                 second = []
                 if hits and encoder_pass.covers(audio):
-                    context = candidate_context(
-                        [(h.payload.get("title") or "", h.payload.get("text") or "")
-                         for h in hits[:count]], tokenizer)
-                    second = recognizer.decode_with_context(audio, encoder_pass, context)
+                    second = retriever.reread(audio, encoder_pass, hits[:count])
                 for mode, hypotheses in (("replace", second),
                                          ("join", recognition.hypotheses + second)):
                     ranks.setdefault((count, mode), []).append(
