@@ -125,7 +125,9 @@ class Retriever:
         ``hybrid_context_hits``, a second decode of the same pass reads the top hits' titles
         and rare words first (``decode_context``); its n-best list takes the first one's
         place and the search runs again (unless it trips a guard).  The transcript stays the
-        first decode's 1-best: the second is heard with the candidates in mind."""
+        first decode's 1-best: the second is heard with the candidates in mind.  A first
+        decode surer than ``hybrid_trust_logprob`` per word is not read again: its words are
+        most likely right, and a second reading could only trade them for a candidate's."""
         if (silent := self._silent(audio)) is not None:
             return silent
         settings, recognizer = self.runtime.settings, self.runtime.query_recognizer
@@ -137,7 +139,9 @@ class Retriever:
         legs = self.hybrid_legs(recognition, spelling, settings.hybrid_e2e_weight)
         if not legs:
             return SearchResult([], "", timings)
-        context_hits = settings.hybrid_context_hits if encoder_pass.covers(audio) else 0
+        trusted = recognition.logprob_per_word > settings.hybrid_trust_logprob
+        context_hits = 0 if trusted or not encoder_pass.covers(audio) \
+            else settings.hybrid_context_hits
         timings["embed"] = (time.perf_counter() - t0) * 1e3
         first = self._search(legs, max(top_k, context_hits), kind,
                              recognition.text or spelling, timings)

@@ -84,6 +84,14 @@ class Recognition:
     def text(self) -> str:
         return self.hypotheses[0].text if self.hypotheses else ""
 
+    @property
+    def logprob_per_word(self) -> float:
+        """The 1-best's log-probability per word: how sure the decoder was of what it heard
+        (-inf when it heard nothing)."""
+        if not self.text:
+            return float("-inf")
+        return self.hypotheses[0].logprob / len(self.text.split())
+
 
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")

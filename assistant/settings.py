@@ -94,6 +94,11 @@ class Settings:
     # and rare words, as Whisper's previous-text prompt) before the search runs again; 0 = no
     # second pass (benchmarks/results/tune-context.md).
     hybrid_context_hits: int = 5
+    # `hybrid`: a first decode whose 1-best scores above this log-probability per word is
+    # trusted and not read again (the second decode then mostly swaps right words for a
+    # candidate's); 0 = always decode twice.  At -0.4 about a third to two fifths of the
+    # tuning set's questions skip it, at the same MRR@10 (benchmarks/results/tune-trust.md).
+    hybrid_trust_logprob: float = -0.4
     # How the legs of a search (MiniLM vector, word BM25, character-n-gram BM25) are fused:
     # "dbsf" (each leg's scores normalized by their spread, then summed) or "rrf" (by rank).
     # dbsf was chosen on the train-split tuning set (benchmarks/results/tune-legs.md).
@@ -177,6 +182,9 @@ class Settings:
             raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
         if self.hybrid_context_hits < 0:
             raise SettingsError("hybrid_context_hits must be >= 0 (0 = no second decode)")
+        if self.hybrid_trust_logprob > 0:
+            raise SettingsError("hybrid_trust_logprob must be <= 0 (a log-probability per "
+                                "word; 0 = always decode twice)")
         if self.s2r_vocabulary not in S2R_VOCABULARIES:
             raise SettingsError(f"s2r_vocabulary must be {' or '.join(S2R_VOCABULARIES)}")
         if self.fusion not in FUSIONS:

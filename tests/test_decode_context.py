@@ -1,5 +1,7 @@
 """The hybrid's second decode: it reads the top candidates' titles and rare words first."""
 
+import pytest
+
 from assistant.decode_context import candidate_context
 from assistant.ingest import Ingestor
 from assistant.metrics import normalize_words
@@ -41,12 +43,31 @@ def test_a_decode_that_has_read_the_rare_word_hears_it(models, speak):
     assert "apiaceae" in normalize_words(hypotheses[0].text)
 
 
-def test_hybrid_searches_again_with_what_the_second_decode_heard(runtime, speak):
+def ingest_plant_notes(runtime) -> None:
     docs = [TextDocument(title.lower(), title, text) for title, text in (PARSLEY, CUMIN)]
     docs += [TextDocument(f"filler-{i}", f"Filler {i}", f"A plain note number {i} about "
                           "gardens, kitchens and plants.") for i in range(8)]
     assert Ingestor(runtime).ingest_documents(docs, progress=False).ok
+
+
+def test_hybrid_searches_again_with_what_the_second_decode_heard(runtime, speak):
+    ingest_plant_notes(runtime)  # the first decode hears "APAC" (-1.7 per word): read again
     result = Retriever(runtime).search_audio_hybrid(
         speak("Parsley belongs to the Apiaceae family."), top_k=3)
     assert {"asr", "asr_context", "search"} <= set(result.timings_ms)
     assert {h.payload["title"] for h in result.hits[:2]} == {"Parsley", "Cumin"}
+
+
+
+@pytest.mark.parametrize(("trust", "read_again"), [(-0.4, False), (0.0, True)])
+def test_hybrid_trusts_a_sure_first_decode(models, tmp_path, speak, trust, read_again):
+    runtime = models.with_settings(data_dir=tmp_path / "data", hybrid_trust_logprob=trust)
+    try:
+        ingest_plant_notes(runtime)
+        heard = Retriever(runtime).search_audio_hybrid(  # heard right, -0.2 per word
+            speak("What is the highest mountain on Earth?"), top_k=3)
+    finally:
+        runtime.close()
+    assert heard.hits and normalize_words(heard.transcript) == normalize_words(
+        "What is the highest mountain on Earth?")
+    assert ("asr_context" in heard.timings_ms) == read_again

@@ -45,6 +45,7 @@ def test_explicit_config_file(monkeypatch, tmp_path):
         ("S2R_S2R_THREADS", "-1", "s2r_threads must be >= 0"),
         ("S2R_S2R_VOCABULARY", "tiny", "s2r_vocabulary must be collection or full"),
         ("S2R_HYBRID_CONTEXT_HITS", "-2", "hybrid_context_hits must be >= 0"),
+        ("S2R_HYBRID_TRUST_LOGPROB", "0.5", "hybrid_trust_logprob must be <= 0"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch, tmp_path, env, value, message):
