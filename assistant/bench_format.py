@@ -31,6 +31,7 @@ class Query:
     audio: Path
     text: str  # reference transcript
     relevant: frozenset[str]
+    kind: str = ""  # optional: what sort of query ("lead", "keywords", ...), scored apart
 
 
 @dataclass
@@ -139,4 +140,4 @@ def _query(row: dict, where: str, root: Path, ids: set[str]) -> Query:
     if unknown:
         raise BenchmarkError(f"{where}: relevant id(s) not in corpus.jsonl: {unknown[:3]}")
     return Query(query_id, audio, _text(row, "text", where, required=False),
-                 frozenset(map(str, relevant)))
+                 frozenset(map(str, relevant)), _text(row, "kind", where, required=False))

@@ -140,7 +140,7 @@ def score(bench: Benchmark, system: str, outcomes: list[QueryOutcome]) -> dict[s
                   zip(bench.queries, outcomes, strict=True)]
         wer = round(sum(e for e, _ in errors) / max(1, sum(n for _, n in errors)), 4)
     ms = np.array([o.ms for o in outcomes])
-    return {
+    row = {
         "benchmark": bench.name,
         "system": system,
         "n_queries": len(outcomes),
@@ -153,6 +153,14 @@ def score(bench: Benchmark, system: str, outcomes: list[QueryOutcome]) -> dict[s
         "latency_p50_ms": round(float(np.percentile(ms, 50)), 1),
         "latency_p95_ms": round(float(np.percentile(ms, 95)), 1),
     }
+    kinds = sorted({q.kind for q in bench.queries if q.kind})
+    if kinds:  # where the misses are: keyword queries suffer most from a misheard name
+        row["mrr@10_by_kind"] = {
+            kind: round(float(np.mean([reciprocal_rank(o.ranked, set(q.relevant), 10)
+                                       for q, o in zip(bench.queries, outcomes, strict=True)
+                                       if q.kind == kind])), 4)
+            for kind in kinds}
+    return row
 
 
 def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: Runtime,
@@ -191,6 +199,15 @@ def markdown_table(result: dict[str, Any]) -> str:
                      f"| {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | "
                      f"{r['ndcg@10']:.3f} | {wer} | {r['latency_p50_ms']:.0f} | "
                      f"{r['latency_p95_ms']:.0f} |")
+    kinds = sorted({k for r in result["rows"] for k in r.get("mrr@10_by_kind", {})})
+    if kinds:
+        lines += ["", "MRR@10 by query kind:", "",
+                  "| benchmark | system | " + " | ".join(kinds) + " |",
+                  "|---|---|" + "---|" * len(kinds)]
+        for r in result["rows"]:
+            by_kind = r.get("mrr@10_by_kind", {})
+            cells = [f"{by_kind[k]:.3f}" if k in by_kind else "–" for k in kinds]
+            lines.append(f"| {r['benchmark']} | {r['system']} | " + " | ".join(cells) + " |")
     for system, why in result["unavailable"].items():
         lines.append(f"\n`{system}`: {why}.")
     return "\n".join(lines)

@@ -18,10 +18,10 @@ from assistant.wiki_corpus import in_eval_split, load_summaries
 from tests.conftest import ROOT, silence
 
 ROW_KEYS = {"benchmark", "system", "n_queries", "mrr@10", "recall@1", "recall@5", "recall@10",
-            "ndcg@10", "wer", "latency_p50_ms", "latency_p95_ms"}
-QUESTIONS = [("Who developed the theory of relativity?", "en-us", "Albert Einstein"),
-             ("What is the highest mountain on Earth?", "en-us", "Mount Everest"),
-             ("When does the chess club meet?", "en-us", "radio")]
+            "ndcg@10", "wer", "latency_p50_ms", "latency_p95_ms", "mrr@10_by_kind"}
+QUESTIONS = [("Who developed the theory of relativity?", "en-us", "Albert Einstein", "who"),
+             ("What is the highest mountain on Earth?", "en-us", "Mount Everest", "what"),
+             ("When does the chess club meet?", "en-us", "radio", "when")]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,10 @@ def tiny_bench(wiki, speak, tmp_path_factory):
     rows.append({"id": "radio", "audio": "audio/radio.wav", "title": "Community radio"})
     (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     queries = []
-    for i, (text, voice, target) in enumerate(QUESTIONS):
+    for i, (text, voice, target, kind) in enumerate(QUESTIONS):
         write_wav(root / "audio" / f"q{i}.wav", speak(text, voice=voice))
         queries.append({"id": f"q{i}", "audio": f"audio/q{i}.wav", "text": text,
-                        "relevant": [target]})
+                        "relevant": [target], "kind": kind})
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     return root
 
@@ -58,6 +58,9 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     for row in rows.values():
         assert set(row) == ROW_KEYS and row["n_queries"] == 3 and row["benchmark"] == "tiny"
         assert row["latency_p50_ms"] <= row["latency_p95_ms"]
+        by_kind = row["mrr@10_by_kind"]  # one query per kind: each is that query's 1/rank
+        assert set(by_kind) == {"who", "what", "when"}
+        assert abs(sum(by_kind.values()) / 3 - row["mrr@10"]) < 1e-3
     assert rows["transcript"]["recall@10"] == 1.0  # the spoken passage is found via its transcript
     assert rows["transcript"]["wer"] is None
     assert 0.0 <= rows["cascade"]["wer"] < 0.5  # tiny.en mishears a word or two
@@ -83,6 +86,7 @@ def test_eval_cli_writes_json_table_and_plot(tmp_path, cache_dir, tiny_bench):
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "| tiny | transcript | 3 |" in done.stdout
+    assert "| benchmark | system | what | when | who |" in done.stdout  # MRR@10 by kind
     assert "`e2e`: off: S2R_E2E_MODEL=none" in done.stdout
     rows = json.loads(out.read_text())["rows"]
     assert [r["system"] for r in rows] == ["transcript"] and set(rows[0]) == ROW_KEYS
