@@ -55,7 +55,6 @@ def main() -> None:
                     ms[name].append((time.perf_counter() - started) * 1e3)
                     ranks[name].append(reciprocal_rank_of(result.hits, query))
                     twice[name] += "asr_context" in result.timings_ms
-            indexed.settings = runtime.settings
         finally:
             indexed.close()
         rows += [{"benchmark": bench.name, "setting": name, "n_queries": len(queries),
