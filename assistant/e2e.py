@@ -13,8 +13,6 @@ is checked against its card (``.json``); torch is needed only to train it (``s2r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import unicodedata
@@ -22,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from assistant.checkpoint import load_checked
 
 BLANK = "_"
 # index 0 is the CTC blank; the rest are what the head can spell
@@ -75,14 +75,6 @@ def _conv1d_same(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndar
     return windows.reshape(x.shape[0], -1) @ weight.reshape(weight.shape[0], -1).T + bias
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Spelling:
     text: str
@@ -101,28 +93,11 @@ class CTCHead:
     @classmethod
     def load(cls, path: Path | str) -> CTCHead:
         """Load ``path`` (``.npz``) after checking it against the sha256 in ``path``'s card."""
-        path = Path(path)
-        card_path = path.with_suffix(".json")
-        if not path.is_file():
-            raise E2EModelError(f"e2e model {path} not found: set S2R_E2E_MODEL to a checkpoint "
-                                "made by `s2r train`, or reinstall s2r")
-        if not card_path.is_file():
-            raise E2EModelError(f"e2e model card {card_path} not found (it holds the checksum)")
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise E2EModelError(f"e2e model card {card_path} is unreadable: {exc}") from exc
-        if card.get("format") != FORMAT or tuple(card.get("vocab", ())) != VOCAB:
-            raise E2EModelError(f"{card_path}: not an {FORMAT} checkpoint for this vocabulary")
-        actual = sha256_of(path)
-        if actual != card.get("sha256"):
-            raise E2EModelError(f"e2e model {path} is corrupt: sha256 {actual[:12]}… does not "
-                                f"match {str(card.get('sha256'))[:12]}… in its card")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                weights = {k: archive[k] for k in archive.files}
-        except (OSError, ValueError) as exc:
-            raise E2EModelError(f"e2e model {path} is unreadable: {exc}") from exc
+        weights, card = load_checked(
+            Path(path), "e2e model", "set S2R_E2E_MODEL to a checkpoint made by `s2r train`, "
+            "or reinstall s2r", E2EModelError, FORMAT)
+        if tuple(card.get("vocab", ())) != VOCAB:
+            raise E2EModelError(f"{path}: not an {FORMAT} checkpoint for this vocabulary")
         return cls(weights, card)
 
     def log_probs(self, frames: np.ndarray) -> np.ndarray:
