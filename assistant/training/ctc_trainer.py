@@ -12,6 +12,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from assistant.e2e import FORMAT, FRAMES_PER_S, VOCAB, encode_labels, greedy_decode, sha256_of
+from assistant.checkpoint import sha256_of
+from assistant.e2e import FORMAT, FRAMES_PER_S, VOCAB, encode_labels, greedy_decode
+from assistant.training.resumable import RunState, optimizer_step, warmup_cosine
 
 TAIL_S = 1.0  # frames kept after the speech: the head is trained and run on the same span
 
@@ -88,9 +91,14 @@ class Utterance:
 
 
 class FrameCorpus:
-    """Every complete shard in ``data_dir``, memory-mapped."""
+    """Every complete shard in ``data_dir``, memory-mapped.  ``labels_of`` turns a shard's
+    utterance record into training labels (default: the CTC head's characters; None or empty
+    skips it); each utterance keeps the frames of its speech plus ``tail_s`` (None: all)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path,
+                 labels_of: Callable[[dict], list[int] | None] | None = None,
+                 tail_s: float | None = TAIL_S) -> None:
+        labels_of = labels_of or (lambda utt: encode_labels(utt["text"]))
         self.arrays: dict[int, np.ndarray] = {}
         self.utterances: list[Utterance] = []
         for card in sorted(data_dir.glob("shard-*[0-9].json")):
@@ -99,8 +107,9 @@ class FrameCorpus:
             self.arrays[index] = np.load(card.with_suffix(".npy"), mmap_mode="r")
             start = 0
             for length, utt in zip(info["lengths"], info["utterances"], strict=True):
-                used = min(length, math.ceil((utt["seconds"] + TAIL_S) * FRAMES_PER_S))
-                labels = encode_labels(utt["text"])
+                used = length if tail_s is None else min(
+                    length, math.ceil((utt["seconds"] + tail_s) * FRAMES_PER_S))
+                labels = labels_of(utt)
                 if labels and len(labels) < used:
                     self.utterances.append(Utterance(index, start, used, labels))
                 start += length
@@ -182,29 +191,15 @@ def train(data_dir: Path, run_dir: Path, config: TrainConfig, threads: int = 0,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = len(batches(train_utts, config.batch_frames, np.random.default_rng(0)))
     total_steps = steps_per_epoch * config.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
-        1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(
-            1.0, s / max(1, total_steps)))))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "state.pt"
+    schedule = warmup_cosine(optimizer, config.warmup_steps, total_steps)
+    state = RunState(run_dir, asdict(config), model, optimizer, schedule)
     step, epoch, seconds, history = 0, 0, 0.0, []
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
-        if state["config"] != asdict(config):
-            raise ValueError(f"{state_path} was trained with other settings; use a new --run-dir")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step, epoch, seconds, history = (state["step"], state["epoch"], state["seconds"],
-                                         state["history"])
+    if (progress_so_far := state.load()) is not None:
+        step, epoch, seconds, history = (progress_so_far[k] for k in (
+            "step", "epoch", "seconds", "history"))
 
     def save(epoch_done: int) -> None:
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({"config": asdict(config), "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                    "step": step, "epoch": epoch_done, "seconds": seconds, "history": history},
-                   tmp)
-        tmp.replace(state_path)
+        state.save(step=step, epoch=epoch_done, seconds=seconds, history=history)
 
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     bar = tqdm(total=total_steps, initial=step, desc="train e2e head", unit="step",
@@ -219,11 +214,7 @@ def train(data_dir: Path, run_dir: Path, config: TrainConfig, threads: int = 0,
             x, targets, in_lens, out_lens = _collate(corpus, batch)
             log_probs = model(x).transpose(0, 1)  # (T, B, V) for CTCLoss
             loss = ctc(log_probs, targets, in_lens, out_lens)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            schedule.step()
+            optimizer_step(loss, optimizer, schedule, model.parameters(), 5.0)
             step += 1
             seconds += time.perf_counter() - started
             losses.append(loss.item())
