@@ -1,13 +1,19 @@
 """CTranslate2's ``model.bin``: a flat list of named tensors plus aliases.
 
-s2r reads and rewrites it to make a copy of Whisper whose decoder only knows some word pieces
-(``decoder_vocab``).  The converter cannot do that: it needs the original Hugging Face
-weights, and the packaged model ships only the converted file.
+s2r reads and rewrites it to make copies of Whisper whose decoder only knows some word pieces
+(``decoder_vocab``) or carries a trained adaptation (``decoder_adapter``).  The converter
+cannot do that: it needs the original Hugging Face weights, and the packaged model ships only
+the converted file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import struct
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -91,3 +97,30 @@ def write_model(model: CT2Model, path: str | Path) -> None:
         for alias, target in model.aliases:
             _write_string(f, alias)
             _write_string(f, target)
+
+
+def cached_model_dir(source: Path, tag: str, parent: Path,
+                     write: Callable[[Path, Path], None]) -> Path:
+    """``parent/<source key>-<tag>``, made once by ``write(source, tmp_dir)``.  The key names
+    ``source``'s model.bin (path, size, mtime), so a changed model gets a new copy.  Each writer
+    works in its own temp dir and renames it into place; when two processes race, the first
+    rename wins and the other's copy is dropped."""
+    stat = (source / "model.bin").stat()
+    source_key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+                                .encode()).hexdigest()[:12]
+    target = Path(parent) / f"{source_key}-{tag}"
+    if (target / "model.bin").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(source, tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first (or left a broken copy)
+            if not (target / "model.bin").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

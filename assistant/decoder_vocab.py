@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from assistant.ct2_file import CT2FormatError, read_model, write_model
+from assistant.ct2_file import CT2FormatError, cached_model_dir, read_model, write_model
 
 COMMON_PIECES = 10_000
 FIRST_SPECIAL = 50_256  # <|endoftext|>; every id from here on (specials, timestamps) is kept
@@ -91,20 +90,9 @@ def _piece_ids(tokenizer, texts: list[str]) -> set[int]:
 
 def pruned_model_dir(source: Path, vocabulary: DecoderVocabulary, cache_dir: Path) -> Path:
     """A CTranslate2 Whisper directory like ``source`` whose decoder keeps only
-    ``vocabulary``; written once into ``cache_dir`` (temp dir, then rename)."""
-    stat = (source / "model.bin").stat()
-    source_key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-                                .encode()).hexdigest()[:12]
-    target = Path(cache_dir) / "whisper-vocab" / f"{source_key}-{vocabulary.key}"
-    if (target / "model.bin").exists():
-        return target
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _write_pruned(source, vocabulary, tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-    return target
+    ``vocabulary``; written once into ``cache_dir``."""
+    return cached_model_dir(source, vocabulary.key, Path(cache_dir) / "whisper-vocab",
+                            lambda src, tmp: _write_pruned(src, vocabulary, tmp))
 
 
 def _write_pruned(source: Path, vocabulary: DecoderVocabulary, target: Path) -> None:
