@@ -2,12 +2,14 @@
 
 This module owns the WhisperModel instances, so the cascade, corpus transcription and the S2R
 paths share loaded weights instead of loading the model once each.  A second copy is loaded
-only for a different thread count (the integrated S2R pass runs best on one thread), or for a
-decoder pruned to a collection's word pieces (``decoder_vocab``).
+only for a different thread count (the integrated S2R pass runs best on one thread), for the
+integrated decode's adapted decoder (``decoder_adapter``), or for a decoder pruned to a
+collection's word pieces (``decoder_vocab``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +21,8 @@ from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.decoder_vocab import DecoderVocabulary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,13 @@ class Transcriber:
         self.beam_size = settings.asr_beam_size
         self.compute_type = settings.whisper_compute_type
         self.cache_dir = settings.cache_dir
+        self.adapter_setting = settings.decoder_adapter.strip()
+        self.custom_whisper = bool(settings.whisper_model)
         self.model = self._load(settings.cpu_threads)
         self._models = {settings.cpu_threads: self.model}
-        self._pruned: dict[tuple[int, str], object] = {}
+        self._decoders: dict[tuple[int, str, str], object] = {}
+        self._decoder_dir: Path | None = None
+        self._adapter_id = "none"
 
     def _load(self, threads: int):
         from faster_whisper import WhisperModel
@@ -62,21 +70,49 @@ class Transcriber:
 
         return Path(download_model(self.location.ref, local_files_only=True))
 
-    def decoder_model(self, threads: int, vocabulary: DecoderVocabulary | None = None):
-        """The ``ctranslate2.models.Whisper`` run by ``threads`` threads, with the full
+    @property
+    def decoder_dir(self) -> Path:
+        """The model the integrated decode runs: ``model_dir`` with the decoder adapter merged
+        (a cached copy), or ``model_dir`` itself when the adapter is off.  Raises
+        ``DecoderAdapterError`` for an adapter that is missing, corrupt or made for another
+        model."""
+        if self._decoder_dir is None:
+            from assistant.decoder_adapter import DEFAULT_ADAPTER, DecoderAdapter, adapted_model_dir
+
+            if self.adapter_setting.lower() == "none" or (
+                    not self.adapter_setting and self.custom_whisper):
+                self._decoder_dir = self.model_dir  # the bundled adapter fits the bundled model
+            else:
+                adapter = DecoderAdapter.load(self.adapter_setting or DEFAULT_ADAPTER)
+                self._decoder_dir = adapted_model_dir(self.model_dir, adapter, self.cache_dir)
+                self._adapter_id = f"{adapter.card.get('version')}:{adapter.sha256[:12]}"
+                log.info("integrated decode: decoder adapter %s", self._adapter_id)
+        return self._decoder_dir
+
+    @property
+    def adapter_id(self) -> str:
+        """``version:sha256 prefix`` of the integrated decode's adapter, or ``none``."""
+        self.decoder_dir  # noqa: B018 (resolves and merges the adapter once)
+        return self._adapter_id
+
+    def decoder_model(self, threads: int, vocabulary: DecoderVocabulary | None = None,
+                      adapted: bool = True):
+        """The ``ctranslate2.models.Whisper`` of the integrated decode (``decoder_dir``, or
+        with ``adapted=False`` the packaged model), run by ``threads`` threads, with the full
         vocabulary or pruned to ``vocabulary`` (written into the cache once, loaded once)."""
-        if vocabulary is None:
+        source = self.decoder_dir if adapted else self.model_dir
+        if vocabulary is None and source == self.model_dir:
             return self.model_with_threads(threads).model
-        key = (threads, vocabulary.key)
-        if key not in self._pruned:
+        key = (threads, vocabulary.key if vocabulary else "", str(source))
+        if key not in self._decoders:
             import ctranslate2
 
             from assistant.decoder_vocab import pruned_model_dir
 
-            path = pruned_model_dir(self.model_dir, vocabulary, self.cache_dir)
-            self._pruned[key] = ctranslate2.models.Whisper(
+            path = pruned_model_dir(source, vocabulary, self.cache_dir) if vocabulary else source
+            self._decoders[key] = ctranslate2.models.Whisper(
                 str(path), device="cpu", compute_type=self.compute_type, intra_threads=threads)
-        return self._pruned[key]
+        return self._decoders[key]
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         """Transcribe float32 16 kHz mono audio; empty text when nothing is recognised."""

@@ -186,7 +186,17 @@ def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: R
         info.append({"benchmark": bench.name, "path": str(bench.root),
                      "passages": len(bench.passages), "queries": len(bench.queries),
                      "skipped_queries": len(bench.skipped), "index_cached": cached})
-    return {"rows": rows, "unavailable": unavailable, "benchmarks": info}
+    return {"rows": rows, "unavailable": unavailable, "benchmarks": info,
+            "models": models_used(runtime)}
+
+
+def models_used(runtime: Runtime) -> dict[str, str]:
+    """Which weights produced the numbers: the Whisper model, the decoder adapter of the
+    integrated decode and the e2e head (``none`` when off)."""
+    s, transcriber = runtime.settings, runtime.transcriber
+    return {"whisper": transcriber.location.name, "decoder_adapter": transcriber.adapter_id,
+            "e2e": runtime.e2e.sha256[:16] if runtime.e2e_enabled else "none",
+            "embedder": runtime.embedder.model_id, "spoken_vocabulary": s.s2r_vocabulary}
 
 
 def markdown_table(result: dict[str, Any]) -> str:

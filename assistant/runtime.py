@@ -182,9 +182,13 @@ class Runtime:
 
     def with_settings(self, **changes: Any) -> Runtime:
         """A runtime over changed settings (e.g. another data dir) sharing the loaded models."""
-        derived = Runtime(self.settings.replace(**changes), embedder=self._embedder,
-                          transcriber=self._transcriber)
-        derived._recognizer = self._recognizer
+        settings = self.settings.replace(**changes)
+        same_whisper = all(getattr(settings, k) == getattr(self.settings, k) for k in (
+            "whisper_model", "whisper_compute_type", "decoder_adapter"))
+        derived = Runtime(settings, embedder=self._embedder,
+                          transcriber=self._transcriber if same_whisper else None)
+        if same_whisper:
+            derived._recognizer = self._recognizer
         if derived.settings.e2e_model == self.settings.e2e_model:
             derived._e2e = self._e2e
         return derived

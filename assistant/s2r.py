@@ -114,8 +114,10 @@ class IntegratedRecognizer:
         self.config = config or DecodeConfig()
         self.whisper = transcriber.model  # features, tokenizer, lengths: alike in every copy
         self.vocabulary = vocabulary
-        # ctranslate2.models.Whisper on its own thread count, its decoder maybe pruned
+        # ctranslate2.models.Whisper on its own thread count, its decoder adapted (the
+        # bundled adapter) and maybe pruned
         self.model = transcriber.decoder_model(self.config.threads, vocabulary)
+        self._transcriber = transcriber
         # The padded fallback's 30 s encoder pass is big enough to gain from every core.
         self.padded_encoder = transcriber.model.model
         multilingual = self.padded_encoder.is_multilingual
@@ -123,6 +125,14 @@ class IntegratedRecognizer:
                                    language=transcriber.language if multilingual else "en")
         prompt = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
         self.prompt = vocabulary.to_pruned(prompt) if vocabulary else prompt
+
+    @property
+    def context_model(self):
+        """The model of ``decode_with_context``: the packaged decoder (loaded at first use).
+        The adapter learnt to transcribe, never to read a previous-text prompt first; given
+        one, it often just goes on with the prompt ("famed lutheran communion" → "and")."""
+        return self._transcriber.decoder_model(self.config.threads, self.vocabulary,
+                                               adapted=False)
 
     def encode(self, audio: np.ndarray, cut: bool = False) -> EncoderPass | None:
         """The one encoder pass on the utterance plus the margin.  When that exceeds the
@@ -168,7 +178,8 @@ class IntegratedRecognizer:
             prompt = self.vocabulary.to_pruned(prompt, skip_unknown=True)
         seconds = audio.size / SAMPLE_RATE
         cap = int(self.config.tokens_per_s * seconds + self.config.cap_extra_tokens)
-        hypotheses, tokens = self._decode(encoder_pass.encoded, cap, [*prompt, *self.prompt])
+        hypotheses, tokens = self._decode(encoder_pass.encoded, cap, [*prompt, *self.prompt],
+                                          self.context_model)
         text = hypotheses[0].text if hypotheses else ""
         return [] if self._guard(text, tokens, seconds, cap) else hypotheses
 
@@ -187,13 +198,14 @@ class IntegratedRecognizer:
 
         return model.encode(ctranslate2.StorageView.from_array(features[None]))
 
-    def _decode(self, encoded, cap: int | None, prompt: list[int] | None = None
+    def _decode(self, encoded, cap: int | None, prompt: list[int] | None = None, model=None
                 ) -> tuple[list[Hypothesis], int]:
-        """n-best hypotheses (deduplicated, best first) and the 1-best's token count."""
+        """n-best hypotheses (deduplicated, best first) and the 1-best's token count, from
+        ``model`` (default: the adapted decoder)."""
         c = self.config
         prompt = prompt or self.prompt
         new_tokens = cap if cap is not None else self.whisper.max_length - len(prompt) - 1
-        result = self.model.generate(
+        result = (model or self.model).generate(
             encoded, [prompt],
             beam_size=c.beam_size, num_hypotheses=min(c.n_best, c.beam_size),
             return_scores=True,

@@ -83,6 +83,11 @@ class Settings:
     # benchmarks/results/decoder-vocab.md) or "full" (all of Whisper's).  Documents are always
     # transcribed with the full vocabulary.
     s2r_vocabulary: str = "collection"
+    # The LoRA adaptation of Whisper's decoder for the integrated S2R decode
+    # (``decoder_adapter``): "" = the adapter bundled for the bundled Whisper model (not used
+    # when whisper_model names another), a path to an .npz made by `s2r train --decoder`, or
+    # "none" (the packaged decoder).  The cascade and document transcripts never use it.
+    decoder_adapter: str = ""
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
     e2e_model: str = ""
