@@ -40,6 +40,7 @@ examples:
   s2r delete docs/old.md                      remove one source's chunks
   s2r bench build bench/                      build the spoken dev benchmark
   s2r train --out e2e.npz                     train the e2e CTC head (hours on 2 cores)
+  s2r train --decoder --out adapter.npz       adapt Whisper's decoder to the training speech
   s2r eval bench/clean bench/noise --systems transcript,cascade --out results.json
 
 configuration: env vars S2R_* (e.g. S2R_DATA_DIR, S2R_QDRANT_URL, S2R_WHISPER_MODEL,
@@ -162,18 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     train = sub.add_parser(
-        "train", help="train the e2e CTC head (extra 'train')",
+        "train", help="train the e2e CTC head, or with --decoder the decoder adapter "
+        "(extra 'train')",
         description="The e2e recipe, every step resumable: voice train-split Wikipedia text with "
         "the training voices (espeak-ng accents and variants, flite kal, festival, MBROLA when "
         "installed), augment it, run it once through the Whisper encoder and cache the frames "
         "(WORK_DIR/speech-seedS); train the CTC head on them (WORK_DIR/run-…/state.pt); export "
         "the numpy checkpoint, its card (.json, with the sha256) and model card (.md). Rerun "
-        "the same command to resume. Use it with S2R_E2E_MODEL=OUT.")
+        "the same command to resume. Use it with S2R_E2E_MODEL=OUT. With --decoder, the same "
+        "speech instead adapts Whisper's decoder (LoRA, WORK_DIR/decoder-…/state.pt) for the "
+        "integrated S2R decode; use it with S2R_DECODER_ADAPTER=OUT.")
+    train.add_argument("--decoder", action="store_true",
+                       help="adapt Whisper's decoder (a LoRA delta) instead of the e2e head")
     train.add_argument("--work-dir", metavar="DIR",
                        help="cached speech and training state (default CACHE_DIR/train)")
-    train.add_argument("--out", metavar="NPZ", default="e2e-ctc.npz",
-                       help="checkpoint to write (default e2e-ctc.npz; card and model card "
-                       "beside it)")
+    train.add_argument("--out", metavar="NPZ",
+                       help="checkpoint to write (default e2e-ctc.npz, with --decoder "
+                       "whisper-decoder-lora.npz; card and model card beside it)")
     train.add_argument("--version", default="v1", help="version recorded in the card")
     train.add_argument("--utterances", type=int, default=50_000,
                        help="training utterances to voice (default 50000)")
@@ -184,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--kernel", type=int, default=5, help="conv kernel, odd (default 5)")
     train.add_argument("--epochs", type=int, default=1,
                        help="epochs (default 1, as the bundled head; its loss was still falling)")
-    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    train.add_argument("--lr", type=float,
+                       help="peak learning rate (default 2e-3, with --decoder 1e-3)")
+    train.add_argument("--rank", type=int, default=32,
+                       help="with --decoder: rank of the LoRA updates (default 32)")
     train.add_argument("--seed", type=int, default=0, help="seed for data and training")
     train.add_argument("--workers", type=int, default=2,
                        help="processes voicing and encoding speech (default 2)")
@@ -245,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:  # turn known failures into one line instead of a traceback
         from assistant.audio import AudioDecodeError
+        from assistant.decoder_adapter import DecoderAdapterError
         from assistant.e2e import E2EModelError
         from assistant.local_llm import LocalLLMError
         from assistant.models import ModelNotFoundError
@@ -252,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from assistant.tts import TTSError
 
         known = (AudioDecodeError, ModelNotFoundError, StoreError, SettingsError, TTSError,
-                 FileNotFoundError, LocalLLMError, E2EModelError)
+                 FileNotFoundError, LocalLLMError, E2EModelError, DecoderAdapterError)
         if isinstance(exc, known):
             return _fail(str(exc), EXIT_FAILED)
         raise
@@ -553,24 +563,39 @@ def cmd_bench(runtime, args) -> int:
 def cmd_train(runtime, args) -> int:
     try:
         from assistant.training.ctc_trainer import HeadDesign, TrainConfig
-        from assistant.training.recipe import Recipe, run
+        from assistant.training.decoder_trainer import DecoderTrainConfig
+        from assistant.training.recipe import Recipe, run, run_decoder
     except ImportError as exc:
         return _fail(f"s2r train needs the 'train' extra: pip install 's2r[train]' ({exc})",
                      EXIT_FAILED)
-    if args.kernel % 2 == 0 or min(args.kernel, args.channels, args.epochs, args.utterances) < 1:
-        return _fail("--kernel must be odd; --channels, --epochs, --utterances positive",
-                     EXIT_USAGE)
-    design = HeadDesign(args.conv_layers, args.channels, args.kernel)
+    if args.kernel % 2 == 0 or min(args.kernel, args.channels, args.epochs, args.utterances,
+                                   args.rank) < 1:
+        return _fail("--kernel must be odd; --channels, --epochs, --utterances, --rank "
+                     "positive", EXIT_USAGE)
+    out = Path(args.out or ("whisper-decoder-lora.npz" if args.decoder else "e2e-ctc.npz"))
     recipe = Recipe(
         work_dir=Path(args.work_dir) if args.work_dir else runtime.settings.cache_dir / "train",
-        out=Path(args.out), version=args.version, utterances=args.utterances, seed=args.seed,
+        out=out, version=args.version, utterances=args.utterances, seed=args.seed,
         workers=args.workers, exclude_benchmarks=tuple(Path(b) for b in args.exclude_bench),
-        train=TrainConfig(design=design, epochs=args.epochs, lr=args.lr, seed=args.seed))
-    card = run(recipe, runtime.settings, progress=not args.no_progress and sys.stderr.isatty(),
-               log=lambda line: print(line, file=sys.stderr))
+        train=TrainConfig(design=HeadDesign(args.conv_layers, args.channels, args.kernel),
+                          epochs=args.epochs, lr=args.lr or 2e-3, seed=args.seed))
+    progress = not args.no_progress and sys.stderr.isatty()
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    if args.decoder:
+        config = DecoderTrainConfig(rank=args.rank, alpha=2.0 * args.rank, epochs=args.epochs,
+                                    lr=args.lr or 1e-3, seed=args.seed)
+        card = run_decoder(recipe, config, runtime.settings, progress, log)
+        print(f"wrote {out} ({card['parameters']:,} parameters, {card['utterances']:,} "
+              f"utterances, validation loss {card['validation_loss_before']} → "
+              f"{card['validation_loss']}); use it with S2R_DECODER_ADAPTER={out}")
+        return EXIT_OK
+    card = run(recipe, runtime.settings, progress, log)
     cer = card["history"][-1]["validation_cer"]
-    print(f"wrote {args.out} ({card['parameters']:,} parameters, {card['utterances']:,} "
-          f"utterances, validation CER {cer}); use it with S2R_E2E_MODEL={args.out}")
+    print(f"wrote {out} ({card['parameters']:,} parameters, {card['utterances']:,} "
+          f"utterances, validation CER {cer}); use it with S2R_E2E_MODEL={out}")
     return EXIT_OK
 
 

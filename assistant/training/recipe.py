@@ -1,6 +1,6 @@
 """``s2r train``: the whole e2e recipe, each step resumable: voice + encode the training
 speech (shards), train the head (``state.pt``), export the numpy checkpoint, its card and its
-model card."""
+model card.  ``s2r train --decoder`` reads the same speech to adapt Whisper's decoder."""
 
 from __future__ import annotations
 
@@ -68,14 +68,22 @@ def excluded_titles(benchmarks: tuple[Path, ...]) -> set[str]:
     return titles
 
 
-def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
-    """Data, training, export; returns the checkpoint's card."""
-    import torch
+@dataclass(frozen=True)
+class SpeechData:
+    directory: Path
+    texts: list[str]
+    voices: list[str]
+    excluded_articles: int
 
-    from assistant.runtime import Runtime
-    from assistant.training import ctc_trainer
+    def hours(self) -> float:
+        return round(sum(u["seconds"] for p in self.directory.glob("shard-*[0-9].json")
+                         for u in json.loads(p.read_text(encoding="utf-8"))["utterances"])
+                     / 3600, 2)
+
+
+def speech_data(recipe: Recipe, settings, progress: bool, log) -> SpeechData:
+    """The training speech both recipes read: made (or completed) once per seed."""
     from assistant.training.speech_data import (
-        Augmentation,
         build_speech_data,
         training_texts,
         training_voices,
@@ -83,7 +91,6 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
     )
     from assistant.wiki_corpus import load_summaries
 
-    started = time.perf_counter()
     excluded = excluded_titles(recipe.exclude_benchmarks)
     texts = training_texts(load_summaries(), excluded, recipe.seed)
     voices = usable_voices(training_voices())
@@ -91,25 +98,67 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
     data_dir = recipe.work_dir / f"speech-seed{recipe.seed}"
     build_speech_data(data_dir, texts, voices, recipe.utterances, recipe.seed, settings,
                       recipe.workers, progress)
+    return SpeechData(data_dir, texts, voices, len(excluded))
+
+
+def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
+    """Data, training, export of the e2e head; returns the checkpoint's card."""
+    import torch
+
+    from assistant.runtime import Runtime
+    from assistant.training import ctc_trainer
+    from assistant.training.speech_data import Augmentation
+
+    started = time.perf_counter()
+    data = speech_data(recipe, settings, progress, log)
     design = recipe.train.design
     run_dir = recipe.work_dir / (f"run-c{design.conv_layers}-w{design.channels}-k{design.kernel}"
                                  f"-e{recipe.train.epochs}-s{recipe.train.seed}")
-    summary = ctc_trainer.train(data_dir, run_dir, recipe.train, settings.cpu_threads, progress)
+    summary = ctc_trainer.train(data.directory, run_dir, recipe.train, settings.cpu_threads,
+                                progress)
     model = ctc_trainer.CTCHeadModel(summary["width"], design)
     model.load_state_dict(torch.load(run_dir / "model.pt"))
-    seconds = sum(u["seconds"] for p in data_dir.glob("shard-*[0-9].json")
-                  for u in json.loads(p.read_text(encoding="utf-8"))["utterances"])
     runtime = Runtime(settings)
     card = ctc_trainer.export(model, recipe.out, {
         "version": recipe.version,
         "encoder": runtime.transcriber.location.name,
         "margin_s": settings.s2r_margin_s, "embedder": runtime.embedder.model_id,
-        "voices": len(voices), "hours": round(seconds / 3600, 2),
-        "excluded_articles": len(excluded),
+        "voices": len(data.voices), "hours": data.hours(),
+        "excluded_articles": data.excluded_articles,
         "augmentation": asdict(Augmentation()), "seed": recipe.seed,
         "threads": settings.cpu_threads, **summary,
         "recipe_seconds": round(time.perf_counter() - started, 1)})
     recipe.out.with_suffix(".md").write_text(model_card(card, recipe.out.name),
+                                             encoding="utf-8")
+    return card
+
+
+def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=print) -> dict:
+    """Data, LoRA training and export of the Whisper decoder adapter (``config``: a
+    ``DecoderTrainConfig``); returns the adapter's card."""
+    from assistant.asr import Transcriber
+    from assistant.training import decoder_trainer
+    from assistant.training.speech_data import Augmentation, attach_spoken_texts
+
+    started = time.perf_counter()
+    data = speech_data(recipe, settings, progress, log)
+    if attach_spoken_texts(data.directory, data.texts):
+        log("added the written text to shards made by an older s2r")
+    transcriber = Transcriber(settings)
+    model_bin = transcriber.model_dir / "model.bin"
+    run_dir = recipe.work_dir / (f"decoder-r{config.rank}-e{config.epochs}-lr{config.lr:g}"
+                                 f"-s{config.seed}")
+    decoder, summary = decoder_trainer.train(
+        model_bin, transcriber.model.hf_tokenizer, data.directory, run_dir, config,
+        settings.cpu_threads, progress)
+    card = decoder_trainer.export(decoder, recipe.out, model_bin, {
+        "version": recipe.version, "base": transcriber.location.name,
+        "voices": len(data.voices), "hours": data.hours(),
+        "excluded_articles": data.excluded_articles,
+        "augmentation": asdict(Augmentation()), "seed": recipe.seed,
+        "threads": settings.cpu_threads, **summary,
+        "recipe_seconds": round(time.perf_counter() - started, 1)})
+    recipe.out.with_suffix(".md").write_text(decoder_model_card(card, recipe.out.name),
                                              encoding="utf-8")
     return card
 
@@ -126,3 +175,46 @@ def model_card(card: dict, file: str) -> str:
             "version", "embedder", "bytes", "sha256", "format", "encoder", "width", "margin_s",
             "tail_s", "parameters", "utterances", "hours", "voices", "validation_utterances",
             "steps", "threads", "seed", "excluded_articles")})
+
+
+DECODER_MODEL_CARD = """# Whisper decoder adapter {version}
+
+A low-rank (LoRA) update of the decoder of the Whisper model s2r ships ({base}), so the integrated
+S2R decode hears the rare names of spoken questions better.  It is merged into a cached copy of
+the model at run time (`assistant/decoder_adapter.py`); the encoder is unchanged.
+
+- File: `{file}` ({bytes:,} bytes, sha256 `{sha256}`), format `{format}`; for the
+  model.bin with sha256 `{base_sha256}` only.
+- Design: rank {rank} (scale {alpha:g}/{rank}) on the 10 linear maps of each decoder layer
+  (self-attention q, k, v, out; cross-attention q, k, v, out; both feed-forward maps);
+  {parameters:,} parameters, stored in float16.  Embeddings, layer norms and biases are frozen.
+- Training data: the e2e head's speech (`s2r train`, {hours:.1f} h in all): {utterances:,}
+  utterances; the last two shards are kept out of training and {validation_utterances:,} of
+  them score the validation loss.  Train-split Wikipedia text: sentences, descriptions,
+  templated questions; the targets are the text as written.  Never the eval split; also left
+  out: {excluded_articles} articles of tuning sets (`--exclude-bench`).
+- Voices: {voices} training voices (espeak-ng accents and variants, flite kal, festival kal,
+  MBROLA where installed); never the evaluation voices (flite slt, rms, awb).
+- Augmented: {augmentation}.
+- Training: teacher forcing on the cached encoder frames, {epochs} epoch(s), {steps:,} steps,
+  peak learning rate {lr:g}, {train_minutes:.0f} min on {threads} CPU thread(s), seed {seed}.
+  Validation loss (per token): {validation_loss_before} before, {validation_loss} after.
+
+Intended use: short English spoken questions to s2r (`s2r`, `hybrid`, the transcript `talk`
+and `ask` show).  Limitations: trained on synthetic speech only, so it may help real voices less;
+the cascade baseline and document transcripts keep the packaged decoder.  Turn it off with
+`S2R_DECODER_ADAPTER=none`.  Reproduce: `s2r train --decoder` with the settings above (see
+README, "Adapting the decoder").
+"""
+
+
+def decoder_model_card(card: dict, file: str) -> str:
+    config = card["train_config"]
+    augmentation = ", ".join(f"{k} {v:.0%}" for k, v in card["augmentation"].items())
+    return DECODER_MODEL_CARD.format(
+        file=file, augmentation=augmentation, rank=config["rank"], alpha=config["alpha"],
+        epochs=config["epochs"], lr=config["lr"], train_minutes=card["train_seconds"] / 60,
+        **{k: card[k] for k in (
+            "version", "base", "bytes", "sha256", "format", "base_sha256", "parameters",
+            "utterances", "validation_utterances", "hours", "excluded_articles", "voices",
+            "steps", "threads", "seed", "validation_loss_before", "validation_loss")})

@@ -188,7 +188,7 @@ def build_shard(index: int, texts: Sequence[str], voices: Sequence[str], seed: i
         if encoder_pass is None:
             continue
         frames.append(encoder_pass.frames().astype(np.float16))
-        meta.append({"text": normalize_text(text), "voice": voice, "aug": applied,
+        meta.append({"text": normalize_text(text), "spoken": text, "voice": voice, "aug": applied,
                      "seconds": round(audio.size / SAMPLE_RATE, 3)})
     lengths = [f.shape[0] for f in frames]
     stem = out_dir / f"shard-{index:05d}"
@@ -248,3 +248,28 @@ def build_speech_data(out_dir: Path, texts: list[str], voices: list[str], n_utte
                 bar.update(kept)
     bar.close()
     return len(todo)
+
+
+def attach_spoken_texts(out_dir: Path, texts: Sequence[str]) -> int:
+    """Give each utterance of shards made before "spoken" was stored its text as written
+    (the decoder learns case and punctuation from it): shard ``i`` voiced, in order, those of
+    ``texts[i * SHARD_SIZE:]`` that were not skipped, so the normalized texts line up.
+    Returns the shards rewritten; raises ValueError if a shard does not match ``texts``."""
+    rewritten = 0
+    for card in sorted(out_dir.glob("shard-*[0-9].json")):
+        info = json.loads(card.read_text(encoding="utf-8"))
+        if all("spoken" in utt for utt in info["utterances"]):
+            continue
+        index = int(card.stem.split("-")[1])
+        candidates = iter(texts[index * SHARD_SIZE : (index + 1) * SHARD_SIZE])
+        for utt in info["utterances"]:
+            utt["spoken"] = next((t for t in candidates if normalize_text(t) == utt["text"]),
+                                 None)
+            if utt["spoken"] is None:
+                raise ValueError(f"{card}: {utt['text']!r} is not among this shard's training "
+                                 "texts (made with another seed or --exclude-bench?)")
+        tmp = card.with_suffix(".tmp.json")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, card)
+        rewritten += 1
+    return rewritten
