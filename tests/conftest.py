@@ -31,6 +31,12 @@ def models(cache_dir) -> Runtime:
     return runtime
 
 
+@pytest.fixture(scope="session")
+def packaged_models(models) -> Runtime:
+    """``models`` with Whisper's packaged decoder (no decoder adapter), for comparisons."""
+    return models.with_settings(decoder_adapter="none")
+
+
 @pytest.fixture
 def runtime(models, tmp_path) -> Runtime:
     rt = models.with_settings(data_dir=tmp_path / "data")

@@ -29,18 +29,21 @@ def test_the_context_is_titles_then_rare_words_once_each(models):
     assert candidate_context([("", "the cat sat on the mat")], tokenizer) == ""
 
 
-def test_a_decode_that_has_read_the_rare_word_hears_it(models, speak):
+def test_a_decode_that_has_read_the_rare_word_hears_it(models, packaged_models, speak):
     question = ("What is a species of flowering plant in the family Apiaceae that is native "
                 "to Greece?")
     audio = speak(question)
-    recognizer = models.recognizer
-    encoder_pass = recognizer.encode(audio)
-    plain = recognizer.recognize(audio, encoder_pass)
-    assert "apiaceae" not in normalize_words(plain.text)  # tiny.en alone mishears it
-    hypotheses = recognizer.decode_with_context(
+    encoder_pass = models.recognizer.encode(audio)
+    plain = packaged_models.recognizer.recognize(audio, encoder_pass)
+    assert "apiaceae" not in normalize_words(plain.text)  # tiny.en as packaged mishears it
+    # the context decode runs the packaged decoder too (the adapter was never prompted)
+    hypotheses = models.recognizer.decode_with_context(
         audio, encoder_pass, candidate_context([PARSLEY, CUMIN],
                                                models.transcriber.model.hf_tokenizer))
     assert "apiaceae" in normalize_words(hypotheses[0].text)
+    # the adapted decoder has learnt the name from the training speech
+    adapted = models.recognizer.recognize(audio, encoder_pass)
+    assert "apiaceae" in normalize_words(adapted.text)
 
 
 def ingest_plant_notes(runtime) -> None:

@@ -31,20 +31,22 @@ def test_guards_trigger_on_a_synthetic_repeat(models):
     assert not repeats_word_ngram("to be or not to be")
 
 
-def test_reduced_window_matches_the_padded_pass_on_clean_speech(models, speak):
+def test_reduced_window_matches_the_padded_pass_on_clean_speech(packaged_models, speak):
+    # the same decoder on both windows (the adapted one is tested in test_decoder_adapter)
     for sentence in CLEAN:
         audio = speak(sentence)
-        recognition = models.recognizer.recognize(audio)
+        recognition = packaged_models.recognizer.recognize(audio)
         assert recognition.fallback is None
         assert recognition.window_s < 10  # utterance + 2 s, not 30 s
-        padded = models.transcriber.transcribe(audio).text
+        padded = packaged_models.transcriber.transcribe(audio).text
         assert normalize_words(recognition.text) == normalize_words(padded)
         words = [tuple(normalize_words(h.text)) for h in recognition.hypotheses]
         assert len(set(words)) == len(words)  # case/punctuation variants merged
         assert all(h.logprob <= 0 for h in recognition.hypotheses)
 
 
-def test_the_integrated_pass_runs_its_own_single_thread_copy_of_whisper(models):
+def test_the_integrated_pass_runs_its_own_single_thread_copy_of_whisper(packaged_models):
+    models = packaged_models  # the packaged decoder: the integrated pass shares its weights
     transcriber = models.transcriber
     assert models.recognizer.config.threads == models.settings.s2r_cpu_threads == 1
     assert models.recognizer.model is transcriber.model_with_threads(1).model  # loaded once
