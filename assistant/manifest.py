@@ -82,6 +82,16 @@ class Manifest:
                 "ingested_at = excluded.ingested_at",
                 [(source, doc_hash, chunks, now) for source, doc_hash, chunks in entries])
 
+    def fingerprint(self) -> str:
+        """A digest of every recorded source and version: it changes whenever a source is
+        added, replaced or removed, even when the collection's size does not."""
+        digest = hashlib.sha256()
+        with self._errors():
+            for source, doc_hash in self._db.execute(
+                    "SELECT source, doc_hash FROM sources ORDER BY source"):
+                digest.update(f"{source}\0{doc_hash}\n".encode())
+        return digest.hexdigest()[:16]
+
     def forget(self, source: str) -> None:
         with self._errors():
             self._db.execute("DELETE FROM sources WHERE source = ?", (source,))

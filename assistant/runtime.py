@@ -114,8 +114,10 @@ class Runtime:
             return None
         from assistant.decoder_vocab import DecoderVocabulary, piece_count
 
+        # size and recorded sources: a document replaced by one of as many chunks but other
+        # words must not be decoded with the old words (written by another process, say)
         where = f"{self.transcriber.location.ref}\0{s.qdrant_url or s.data_dir.resolve()}" \
-                f"\0{s.collection}\0{count}"
+                f"\0{s.collection}\0{count}\0{self.manifest.fingerprint()}"
         path = (s.cache_dir / "decoder-vocab" /
                 f"{s.collection}-{hashlib.sha256(where.encode()).hexdigest()[:16]}.npy")
         if path.exists():

@@ -91,6 +91,21 @@ def test_spoken_queries_use_the_collection_vocabulary_and_see_new_documents(runt
     assert full.query_recognizer is full.recognizer
 
 
+def test_a_document_replaced_by_one_as_long_gets_its_words_decoded(runtime):
+    """The cached vocabulary is keyed by the collection's sources and versions, not only its
+    size: another process (here a fresh runtime) sees the replacement."""
+    ingest = Ingestor(runtime).ingest_documents
+    assert ingest([TextDocument("a", "Axolotl", "The axolotl lives in Lake Xochimilco.")],
+                  progress=False).ok
+    before = sharing_store(runtime).query_recognizer.vocabulary
+    assert ingest([TextDocument("a", "Aztecs", "Quetzalcoatl was a feathered serpent.")],
+                  progress=False).ok
+    assert runtime.store.count() == 1  # same size as before
+    after = sharing_store(runtime).query_recognizer.vocabulary
+    assert not set(_pieces(runtime, " Quetzalcoatl")) <= set(before.kept.tolist())
+    assert set(_pieces(runtime, " Quetzalcoatl")) <= set(after.kept.tolist())
+
+
 def test_a_cache_that_cannot_be_written_costs_speed_not_the_query(runtime, tmp_path, caplog):
     assert Ingestor(runtime).ingest_documents(
         [TextDocument("a", "Axolotl", "The axolotl lives in Lake Xochimilco.")],
