@@ -92,7 +92,7 @@ class DecoderAdapter:
         actual = sha256_of(source / "model.bin")
         if actual != base:
             raise DecoderAdapterError(
-                f"decoder adapter v{self.card.get('version')} was trained on Whisper model "
+                f"decoder adapter {self.card.get('version')} was trained on Whisper model "
                 f"{self.card.get('base')} (sha256 {str(base)[:12]}…), not on "
                 f"{source} ({actual[:12]}…): set S2R_DECODER_ADAPTER=none or train one for it")
         model = read_model(source / "model.bin")
@@ -102,8 +102,8 @@ class DecoderAdapter:
                 raise DecoderAdapterError(f"{source}/model.bin has no {name}")
             weight = np.array(model.variables[name])
             if weight[rows].shape != delta.shape:
-                raise DecoderAdapterError(f"{name}{rows}: adapter shape {delta.shape} does not "
-                                          f"fit {weight[rows].shape}")
+                raise DecoderAdapterError(f"{name} rows {rows.start}-{rows.stop}: adapter shape "
+                                          f"{delta.shape} does not fit {weight[rows].shape}")
             weight[rows] = (weight[rows].astype(np.float32) + delta).astype(weight.dtype)
             model.variables[name] = weight
         for item in source.iterdir():
