@@ -75,10 +75,16 @@ class SpeechData:
     voices: list[str]
     excluded_articles: int
 
-    def hours(self) -> float:
-        return round(sum(u["seconds"] for p in self.directory.glob("shard-*[0-9].json")
-                         for u in json.loads(p.read_text(encoding="utf-8"))["utterances"])
-                     / 3600, 2)
+    def provenance(self, recipe: Recipe, settings) -> dict:
+        """What both model cards say about the data and the machine."""
+        from assistant.training.speech_data import Augmentation
+
+        hours = sum(u["seconds"] for p in self.directory.glob("shard-*[0-9].json")
+                    for u in json.loads(p.read_text(encoding="utf-8"))["utterances"]) / 3600
+        return {"voices": len(self.voices), "hours": round(hours, 2),
+                "excluded_articles": self.excluded_articles,
+                "augmentation": asdict(Augmentation()), "seed": recipe.seed,
+                "threads": settings.cpu_threads}
 
 
 def speech_data(recipe: Recipe, settings, progress: bool, log) -> SpeechData:
@@ -107,7 +113,6 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
 
     from assistant.runtime import Runtime
     from assistant.training import ctc_trainer
-    from assistant.training.speech_data import Augmentation
 
     started = time.perf_counter()
     data = speech_data(recipe, settings, progress, log)
@@ -123,10 +128,7 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
         "version": recipe.version,
         "encoder": runtime.transcriber.location.name,
         "margin_s": settings.s2r_margin_s, "embedder": runtime.embedder.model_id,
-        "voices": len(data.voices), "hours": data.hours(),
-        "excluded_articles": data.excluded_articles,
-        "augmentation": asdict(Augmentation()), "seed": recipe.seed,
-        "threads": settings.cpu_threads, **summary,
+        **data.provenance(recipe, settings), **summary,
         "recipe_seconds": round(time.perf_counter() - started, 1)})
     recipe.out.with_suffix(".md").write_text(model_card(card, recipe.out.name),
                                              encoding="utf-8")
@@ -138,7 +140,7 @@ def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=pri
     ``DecoderTrainConfig``); returns the adapter's card."""
     from assistant.asr import Transcriber
     from assistant.training import decoder_trainer
-    from assistant.training.speech_data import Augmentation, attach_spoken_texts
+    from assistant.training.speech_data import attach_spoken_texts
 
     started = time.perf_counter()
     data = speech_data(recipe, settings, progress, log)
@@ -153,10 +155,7 @@ def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=pri
         settings.cpu_threads, progress)
     card = decoder_trainer.export(decoder, recipe.out, model_bin, {
         "version": recipe.version, "base": transcriber.location.name,
-        "voices": len(data.voices), "hours": data.hours(),
-        "excluded_articles": data.excluded_articles,
-        "augmentation": asdict(Augmentation()), "seed": recipe.seed,
-        "threads": settings.cpu_threads, **summary,
+        **data.provenance(recipe, settings), **summary,
         "recipe_seconds": round(time.perf_counter() - started, 1)})
     recipe.out.with_suffix(".md").write_text(decoder_model_card(card, recipe.out.name),
                                              encoding="utf-8")
