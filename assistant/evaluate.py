@@ -187,14 +187,19 @@ def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: R
                      "passages": len(bench.passages), "queries": len(bench.queries),
                      "skipped_queries": len(bench.skipped), "index_cached": cached})
     return {"rows": rows, "unavailable": unavailable, "benchmarks": info,
-            "models": models_used(runtime)}
+            "models": models_used(runtime, systems)}
 
 
-def models_used(runtime: Runtime) -> dict[str, str]:
+def models_used(runtime: Runtime, systems: Sequence[str]) -> dict[str, str]:
     """Which weights produced the numbers: the Whisper model, the decoder adapter of the
-    integrated decode and the e2e head (``none`` when off)."""
-    s, transcriber = runtime.settings, runtime.transcriber
-    return {"whisper": transcriber.location.name, "decoder_adapter": transcriber.adapter_id,
+    integrated decode (``unused`` when no system ran it, so a text-only run does not load
+    and merge it just to name it) and the e2e head (``none`` when off)."""
+    from assistant.models import resolve_whisper
+
+    s = runtime.settings
+    return {"whisper": resolve_whisper(s.whisper_model).name,
+            "decoder_adapter": runtime.transcriber.adapter_id
+            if {"s2r", "hybrid"} & set(systems) else "unused",
             "e2e": runtime.e2e.sha256[:16] if runtime.e2e_enabled else "none",
             "embedder": runtime.embedder.model_id, "spoken_vocabulary": s.s2r_vocabulary}
 

@@ -73,6 +73,7 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     again = evaluate([bench], ["transcript"], runtime, progress=False)
     assert again["benchmarks"][0]["index_cached"] is True
     assert again["rows"][0]["mrr@10"] == rows["transcript"]["mrr@10"]
+    assert again["models"]["decoder_adapter"] == "unused"  # no decode ran
     off = runtime.with_settings(e2e_model="none")
     result = evaluate([bench], ["s2r", "e2e", "hybrid"], off, progress=False)
     assert [r["system"] for r in result["rows"]] == ["s2r"]  # the others are reported, not faked
