@@ -47,6 +47,7 @@ class Transcriber:
         self._decoders: dict[tuple[int, str, str], object] = {}
         self._decoder_dir: Path | None = None
         self._adapter_id = "none"
+        self._adapter_reads_context = False
 
     def _load(self, threads: int):
         from faster_whisper import WhisperModel
@@ -86,6 +87,7 @@ class Transcriber:
                 adapter = DecoderAdapter.load(self.adapter_setting or DEFAULT_ADAPTER)
                 self._decoder_dir = adapted_model_dir(self.model_dir, adapter, self.cache_dir)
                 self._adapter_id = f"{adapter.card.get('version')}:{adapter.sha256[:12]}"
+                self._adapter_reads_context = adapter.reads_context
                 log.info("integrated decode: decoder adapter %s", self._adapter_id)
         return self._decoder_dir
 
@@ -94,6 +96,12 @@ class Transcriber:
         """``version:sha256 prefix`` of the integrated decode's adapter, or ``none``."""
         self.decoder_dir  # noqa: B018 (resolves and merges the adapter once)
         return self._adapter_id
+
+    @property
+    def adapter_reads_context(self) -> bool:
+        """Whether the adapter also serves decodes after a previous-text prompt."""
+        self.decoder_dir  # noqa: B018
+        return self._adapter_reads_context
 
     def decoder_model(self, threads: int, vocabulary: DecoderVocabulary | None = None,
                       adapted: bool = True):

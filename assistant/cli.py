@@ -194,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="peak learning rate (default 2e-3, with --decoder 1e-3)")
     train.add_argument("--rank", type=int, default=32,
                        help="with --decoder: rank of the LoRA updates (default 32)")
+    train.add_argument("--context-share", type=float, default=0.0, metavar="SHARE",
+                       help="with --decoder: share of utterances heard after a previous-text "
+                       "prompt of candidate names, as the hybrid's second decode gives; an "
+                       "adapter trained so also serves that decode (default 0)")
+    train.add_argument("--init", metavar="NPZ",
+                       help="with --decoder: start from this adapter (same rank) instead of "
+                       "the packaged decoder")
+    train.add_argument("--steps", type=int, default=0,
+                       help="with --decoder: stop after this many steps, the learning-rate "
+                       "schedule ending there (default 0: all epochs)")
     train.add_argument("--seed", type=int, default=0, help="seed for data and training")
     train.add_argument("--workers", type=int, default=2,
                        help="processes voicing and encoding speech (default 2)")
@@ -572,6 +582,11 @@ def cmd_train(runtime, args) -> int:
                                    args.rank) < 1:
         return _fail("--kernel must be odd; --channels, --epochs, --utterances, --rank "
                      "positive", EXIT_USAGE)
+    if not 0 <= args.context_share <= 1 or args.steps < 0:
+        return _fail("--context-share must be between 0 and 1, --steps not negative",
+                     EXIT_USAGE)
+    if args.init and not Path(args.init).is_file():
+        return _fail(f"--init {args.init}: no such adapter", EXIT_USAGE)
     out = Path(args.out or ("whisper-decoder-lora.npz" if args.decoder else "e2e-ctc.npz"))
     recipe = Recipe(
         work_dir=Path(args.work_dir) if args.work_dir else runtime.settings.cache_dir / "train",
@@ -586,7 +601,10 @@ def cmd_train(runtime, args) -> int:
 
     if args.decoder:
         config = DecoderTrainConfig(rank=args.rank, alpha=2.0 * args.rank, epochs=args.epochs,
-                                    lr=args.lr or 1e-3, seed=args.seed)
+                                    lr=args.lr or 1e-3, seed=args.seed,
+                                    context_share=args.context_share,
+                                    init=str(Path(args.init).resolve()) if args.init else "",
+                                    max_steps=args.steps)
         card = run_decoder(recipe, config, runtime.settings, progress, log)
         print(f"wrote {out} ({card['parameters']:,} parameters, {card['utterances']:,} "
               f"utterances, validation loss {card['validation_loss_before']} → "

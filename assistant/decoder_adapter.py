@@ -74,6 +74,12 @@ class DecoderAdapter:
     def sha256(self) -> str:
         return str(self.card["sha256"])
 
+    @property
+    def reads_context(self) -> bool:
+        """Whether it was trained with previous-text prompts (``--context-share``), so the
+        hybrid's second decode may run on it too."""
+        return float(self.card.get("train_config", {}).get("context_share", 0.0)) > 0
+
     def deltas(self) -> dict[tuple[int, str], np.ndarray]:
         """``(layer, linear)`` → the float32 update ``B @ A`` of that map's weight."""
         out = {}

@@ -128,11 +128,13 @@ class IntegratedRecognizer:
 
     @property
     def context_model(self):
-        """The model of ``decode_with_context``: the packaged decoder (loaded at first use).
-        The adapter learnt to transcribe, never to read a previous-text prompt first; given
-        one, it often just goes on with the prompt ("famed lutheran communion" → "and")."""
-        return self._transcriber.decoder_model(self.config.threads, self.vocabulary,
-                                               adapted=False)
+        """The model of ``decode_with_context``: the adapted decoder if its adapter was trained
+        with previous-text prompts, else the packaged one (loaded at first use).  An adapter
+        that learnt only to transcribe, given a prompt, often just goes on with it ("famed
+        lutheran communion" → "and")."""
+        return self._transcriber.decoder_model(
+            self.config.threads, self.vocabulary,
+            adapted=self._transcriber.adapter_reads_context)
 
     def encode(self, audio: np.ndarray, cut: bool = False) -> EncoderPass | None:
         """The one encoder pass on the utterance plus the margin.  When that exceeds the

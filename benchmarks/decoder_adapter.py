@@ -2,10 +2,13 @@
 ``hybrid`` with the adapted decoder and with the packaged one, alternating which goes first,
 on one indexed collection; per system and decoder MRR@10 (also by query kind), the WER of the
 transcript and the p50 and mean latency.  Run it on the tuning set to choose, on the eval split
-only to report.
+only to report.  ``--baseline`` compares against another adapter instead of the packaged
+decoder (e.g. a new adapter against the bundled one).
 
     python benchmarks/decoder_adapter.py bench-data/tune600/clean bench-data/tune600/phone \
         --out benchmarks/results/tune-decoder-adapter.json
+    S2R_DECODER_ADAPTER=v2.npz python benchmarks/decoder_adapter.py bench-data/tune600/clean \
+        --baseline assistant/models/whisper-decoder-lora-v1.npz
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ def main() -> None:
     parser.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
     parser.add_argument("--queries", type=int, default=0, help="first N queries (0 = all)")
     parser.add_argument("--systems", default="s2r,hybrid", help="s2r and/or hybrid")
+    parser.add_argument("--baseline", default="none", metavar="ADAPTER",
+                        help="the decoder adapter to compare with (default none: packaged)")
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
     runtime = Runtime(Settings.load())
-    packaged = Transcriber(runtime.settings.replace(decoder_adapter="none"))
+    baseline = Transcriber(runtime.settings.replace(decoder_adapter=args.baseline))
+    baseline_name = "packaged" if baseline.adapter_id == "none" else \
+        f"adapted {baseline.adapter_id}"
     adapted_name = f"adapted {runtime.transcriber.adapter_id}"
     rows = []
     for path in args.benchmarks:
@@ -46,8 +53,8 @@ def main() -> None:
         indexed, _ = open_index(bench, runtime)
         try:
             adapted = indexed.query_recognizer
-            recognizers = {adapted_name: adapted, "packaged": IntegratedRecognizer(
-                packaged, adapted.config, adapted.vocabulary)}
+            recognizers = {adapted_name: adapted, baseline_name: IntegratedRecognizer(
+                baseline, adapted.config, adapted.vocabulary)}
             retriever = Retriever(indexed)
             queries = bench.queries[: args.queries or None]
             runs = [(system, name) for system in args.systems.split(",")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from assistant.decoder_adapter import (
     adapted_model_dir,
 )
 from assistant.training import decoder_trainer
+from assistant.training.candidate_prompts import CandidatePrompts
 from assistant.training.ctc_trainer import FrameCorpus
 from assistant.training.speech_data import Augmentation, attach_spoken_texts, build_shard
 
@@ -112,6 +114,59 @@ def test_lora_training_lowers_the_loss_and_resumes_where_it_stopped(
         decoder_trainer.train(model_bin, tokenizer, shard_dir, tmp_path / "whole",
                               decoder_trainer.DecoderTrainConfig(**{**config.__dict__, "lr": 1e-3}),
                               threads=2, progress=False)
+
+
+def test_prompted_training_learns_after_a_prompt_and_can_start_from_an_adapter(
+        shard_dir, models, tmp_path):
+    """With ``context_share`` the decoder hears utterances after a candidate-names prompt;
+    the targets sit after that prompt, and ``init`` starts from a given adapter."""
+    model_bin = models.transcriber.model_dir / "model.bin"
+    tokenizer = models.transcriber.model.hf_tokenizer
+    wiki = {title: {"extract": f"{title} is a {what}."} for title, what in (
+        ("Rhine", "river of Europe"), ("Mona Lisa", "painting by Leonardo"),
+        ("Mount Kenya", "mountain in Kenya"), ("Green tea", "tea from China"),
+        ("Danube", "river of Europe"), ("Kilimanjaro", "mountain in Tanzania"))}
+    articles = ["Rhine", "Mona Lisa", "Mount Kenya", "Green tea", "Danube", "Kilimanjaro"]
+    prompts = CandidatePrompts.for_training(
+        wiki, articles, [*SENTENCES, "The Danube.", "Kilimanjaro."], models.embedder.embed,
+        tokenizer, neighbours=3)
+    targets = decoder_trainer.TokenTargets(tokenizer, prompts, share=1.0)
+    corpus = FrameCorpus(shard_dir, labels_of=targets.labels, tail_s=None)
+    _, ids, labels = targets.collate(corpus, corpus.utterances, np.random.default_rng(0))
+    for row, utt in zip(range(len(ids)), corpus.utterances, strict=True):
+        assert ids[row, 0] == targets.tokenizer.sot_prev  # every one was prompted
+        first = int((labels[row] != decoder_trainer.IGNORE).nonzero()[0])
+        assert ids[row, first] == targets.prompt[-1] and labels[row, first] == utt.labels[0]
+
+    config = decoder_trainer.DecoderTrainConfig(rank=4, alpha=8, epochs=3, lr=3e-3,
+                                                batch_frames=800, warmup_steps=1,
+                                                validation_shards=0, context_share=1.0,
+                                                max_steps=4)
+    with pytest.raises(ValueError, match="candidate prompts"):
+        decoder_trainer.train(model_bin, tokenizer, shard_dir, tmp_path / "none", config,
+                              threads=2, progress=False)
+    decoder, summary = decoder_trainer.train(model_bin, tokenizer, shard_dir, tmp_path / "run",
+                                             config, threads=2, progress=False,
+                                             prompts=prompts)
+    assert summary["steps"] == 4  # max_steps ends the run before its three epochs
+    base = decoder_trainer.port_decoder(model_bin).eval()
+    before, after = (decoder_trainer.validation_loss(model, corpus, targets, corpus.utterances,
+                                                     share=1.0) for model in (base, decoder))
+    assert after < 0.9 * before  # it learnt to hear these after a prompt
+
+    path = tmp_path / "start.npz"
+    decoder_trainer.export(decoder, path, model_bin, {"version": "start", "base": "tiny.en",
+                                                      "train_config": asdict(config)})
+    assert DecoderAdapter.load(path).reads_context
+    started = decoder_trainer.port_decoder(model_bin)
+    decoder_trainer.add_lora(started, 4, 8)
+    decoder_trainer.load_factors(started, path)
+    for name, value in decoder_trainer.lora_factors(decoder).items():
+        np.testing.assert_array_equal(decoder_trainer.lora_factors(started)[name], value)
+    wider = decoder_trainer.port_decoder(model_bin)
+    decoder_trainer.add_lora(wider, 8, 16)
+    with pytest.raises(ValueError, match="rank 4, not 8"):
+        decoder_trainer.load_factors(wider, path)
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +266,26 @@ def test_the_cli_names_a_broken_adapter_and_checks_train_flags(tmp_path, cache_d
     assert "decoder adapter" in capsys.readouterr().err
     assert main(["train", "--decoder", "--rank", "0"]) == EXIT_USAGE
     assert "--rank" in capsys.readouterr().err
+
+
+def test_only_an_adapter_trained_with_prompts_runs_the_second_decode(random_adapter, models,
+                                                                     tmp_path):
+    """The hybrid's prompted second decode runs on the adapted decoder only if the adapter
+    learnt to hear after a prompt (``--context-share``); else on the packaged one."""
+    from assistant.s2r import IntegratedRecognizer
+
+    _, path, card = random_adapter
+    recognizers = {}
+    for share in (0.0, 0.5):
+        copy = tmp_path / f"share{share}.npz"
+        shutil.copy(path, copy)
+        copy.with_suffix(".json").write_text(json.dumps(
+            {**card, "train_config": {"rank": 4, "context_share": share}}))
+        transcriber = Transcriber(models.settings.replace(decoder_adapter=str(copy)))
+        assert transcriber.adapter_reads_context == (share > 0)
+        recognizers[share] = IntegratedRecognizer(transcriber)
+    assert recognizers[0.5].context_model is recognizers[0.5].model
+    unprompted = recognizers[0.0]
+    assert unprompted.context_model is not unprompted.model
+    packaged = unprompted._transcriber.model_with_threads(unprompted.config.threads).model
+    assert unprompted.context_model is packaged

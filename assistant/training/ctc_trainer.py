@@ -88,6 +88,7 @@ class Utterance:
     start: int  # first frame in the shard's array
     frames: int  # frames used: the speech plus TAIL_S
     labels: list[int]
+    spoken: str = ""  # the text as written, where the shard has it
 
 
 class FrameCorpus:
@@ -111,7 +112,8 @@ class FrameCorpus:
                     length, math.ceil((utt["seconds"] + tail_s) * FRAMES_PER_S))
                 labels = labels_of(utt)
                 if labels and len(labels) < used:
-                    self.utterances.append(Utterance(index, start, used, labels))
+                    self.utterances.append(Utterance(index, start, used, labels,
+                                                     utt.get("spoken") or ""))
                 start += length
         if not self.utterances:
             raise FileNotFoundError(f"no training shards in {data_dir}: run `s2r train` "

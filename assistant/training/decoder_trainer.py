@@ -24,6 +24,7 @@ from torch import nn
 from assistant.checkpoint import sha256_of
 from assistant.ct2_file import read_model
 from assistant.decoder_adapter import FORMAT, LINEARS, ct2_rows
+from assistant.training.candidate_prompts import CandidatePrompts
 from assistant.training.ctc_trainer import FrameCorpus, Utterance, batches
 from assistant.training.resumable import RunState, optimizer_step, warmup_cosine
 
@@ -47,6 +48,11 @@ class DecoderTrainConfig:
     validation_utterances: int = 400
     save_every: int = 200
     seed: int = 0
+    # share of utterances heard after a candidate-names prompt (``candidate_prompts``), so the
+    # hybrid's second decode can run on the adapted decoder too
+    context_share: float = 0.0
+    init: str = ""  # an adapter (.npz) to start from instead of the packaged decoder
+    max_steps: int = 0  # stop (and end the schedule) after this many steps; 0: all epochs
 
 
 def port_decoder(model_bin: Path):
@@ -112,6 +118,23 @@ def add_lora(decoder, rank: int, alpha: float) -> None:
             setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha))
 
 
+def load_factors(decoder, path: Path) -> None:
+    """Start ``decoder``'s LoRA factors from the adapter at ``path`` (same rank)."""
+    from assistant.decoder_adapter import DecoderAdapter
+
+    factors = DecoderAdapter.load(path).factors
+    for i, layer in enumerate(decoder.layers):
+        for linear in LINEARS:
+            module = layer.get_submodule(linear)
+            a, b = (torch.from_numpy(factors[f"layer_{i}.{linear}.{k}"].astype(np.float32))
+                    for k in "ab")
+            if a.shape != module.a.shape:
+                raise ValueError(f"--init {path}: rank {a.shape[0]}, not {module.a.shape[0]}")
+            with torch.no_grad():
+                module.a.copy_(a)
+                module.b.copy_(b / module.scale)
+
+
 def lora_factors(decoder) -> dict[str, np.ndarray]:
     """The learnt factors under ``decoder_adapter``'s names, B pre-scaled, float16."""
     factors = {}
@@ -125,16 +148,20 @@ def lora_factors(decoder) -> dict[str, np.ndarray]:
 
 
 class TokenTargets:
-    """Teacher-forcing sequences: the prompt the integrated decode gives, the spoken text's
+    """Teacher-forcing sequences: with ``prompts``, for a ``share`` of utterances, a drawn
+    previous-text prompt; then the prompt the integrated decode gives, the spoken text's
     tokens, end of text."""
 
-    def __init__(self, hf_tokenizer) -> None:
+    def __init__(self, hf_tokenizer, prompts: CandidatePrompts | None = None,
+                 share: float = 0.0) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         tokenizer = Tokenizer(hf_tokenizer, False, task="transcribe", language="en")
         self.tokenizer = tokenizer
         self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self.eot = tokenizer.eot
+        self.prompts = prompts
+        self.share = share if prompts else 0.0
 
     def labels(self, utterance: dict) -> list[int] | None:
         """The spoken text's token ids (with its leading space, as Whisper writes it)."""
@@ -144,21 +171,28 @@ class TokenTargets:
                              "which adds it to shards made by older versions")
         return self.tokenizer.encode(" " + spoken.strip()) or None
 
-    def collate(self, corpus: FrameCorpus, batch: list[Utterance]):
+    def collate(self, corpus: FrameCorpus, batch: list[Utterance],
+                rng: np.random.Generator | None = None, share: float | None = None):
         """(frames, input ids, next-token labels); short clips are padded with their last
-        frame, the margin's silence."""
+        frame, the margin's silence.  ``rng`` draws which utterances get a previous-text
+        prompt (``share`` of them, default the configured one) and which."""
+        share = self.share if share is None else share
+        before = [self.prompts.prompt(u.spoken, rng) if rng is not None and share
+                  and rng.random() < share else [] for u in batch]
         longest = max(u.frames for u in batch)
-        length = len(self.prompt) + max(len(u.labels) for u in batch)
+        length = max(len(p) + len(self.prompt) + len(u.labels)
+                     for p, u in zip(before, batch, strict=True))
         x = np.zeros((len(batch), longest, corpus.width), np.float32)
         ids = np.full((len(batch), length), self.eot, np.int64)
         labels = np.full((len(batch), length), IGNORE, np.int64)
-        for i, utt in enumerate(batch):
+        for i, (prefix, utt) in enumerate(zip(before, batch, strict=True)):
             frames = corpus.frames(utt)
             x[i, : utt.frames] = frames
             x[i, utt.frames :] = frames[-1]
-            sequence = [*self.prompt, *utt.labels]
+            given = [*prefix, *self.prompt]
+            sequence = [*given, *utt.labels]
             ids[i, : len(sequence)] = sequence
-            labels[i, len(self.prompt) - 1 : len(sequence)] = [*utt.labels, self.eot]
+            labels[i, len(given) - 1 : len(sequence)] = [*utt.labels, self.eot]
         return torch.from_numpy(x), torch.from_numpy(ids), torch.from_numpy(labels)
 
 
@@ -166,49 +200,68 @@ def batch_loss(decoder, batch) -> torch.Tensor:
     frames, ids, labels = batch
     hidden = decoder(input_ids=ids, encoder_hidden_states=frames, use_cache=False
                      ).last_hidden_state
-    logits = hidden @ decoder.embed_tokens.weight.T  # Whisper ties output and input embeddings
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                       ignore_index=IGNORE)
+    # Logits only where a token is learnt: the 51,864-way output map is most of the cost, and
+    # a previous-text prompt is several times longer than the text.
+    scored = labels != IGNORE
+    logits = hidden[scored] @ decoder.embed_tokens.weight.T  # Whisper ties the embeddings
+    return nn.functional.cross_entropy(logits, labels[scored])
 
 
 def validation_loss(decoder, corpus: FrameCorpus, targets: TokenTargets,
-                    utts: list[Utterance]) -> float | None:
+                    utts: list[Utterance], share: float = 0.0) -> float | None:
+    """Mean teacher-forced loss on ``utts``; with ``share`` 1, each heard after a prompt
+    (drawn from a fixed seed, the same for every evaluation)."""
     if not utts:
         return None
+    rng = np.random.default_rng(12345)
     decoder.eval()
     with torch.no_grad():
-        losses = [float(batch_loss(decoder, targets.collate(corpus, utts[i : i + 16])))
+        losses = [float(batch_loss(decoder, targets.collate(corpus, utts[i : i + 16], rng,
+                                                            share)))
                   for i in range(0, len(utts), 16)]
     decoder.train()
     return round(float(np.mean(losses)), 4)
 
 
 def train(model_bin: Path, hf_tokenizer, data_dir: Path, run_dir: Path,
-          config: DecoderTrainConfig, threads: int = 0, progress: bool = True):
-    """Train (or resume) in ``run_dir``; returns (decoder with LoRA, summary for the card)."""
+          config: DecoderTrainConfig, threads: int = 0, progress: bool = True,
+          prompts: CandidatePrompts | None = None):
+    """Train (or resume) in ``run_dir``; returns (decoder with LoRA, summary for the card).
+    ``prompts`` draws the previous-text prompts of ``config.context_share`` of utterances."""
     from tqdm import tqdm
 
     if threads:
         torch.set_num_threads(threads)
+    if config.context_share and prompts is None:
+        raise ValueError("context_share needs the candidate prompts to draw from")
     torch.manual_seed(config.seed)
-    targets = TokenTargets(hf_tokenizer)
+    targets = TokenTargets(hf_tokenizer, prompts, config.context_share)
     corpus = FrameCorpus(data_dir, labels_of=targets.labels, tail_s=None)
     train_utts, valid_utts = corpus.split(config.validation_shards)
     valid_utts = valid_utts[: config.validation_utterances]
     decoder = port_decoder(model_bin)
     add_lora(decoder, config.rank, config.alpha)
+    if config.init:
+        load_factors(decoder, Path(config.init))
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     steps_per_epoch = len(batches(train_utts, config.batch_frames, np.random.default_rng(0)))
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
     schedule = warmup_cosine(optimizer, config.warmup_steps, total_steps)
     state = RunState(run_dir, asdict(config), decoder, optimizer, schedule)
     step, seconds = 0, 0.0
-    history = {"validation_loss_before": None, "validation_loss": None, "loss": None}
+    validate = {"validation_loss": 0.0} | (
+        {"validation_loss_prompted": 1.0} if config.context_share else {})
+    history: dict = {f"{name}{when}": None for name in validate
+                     for when in ("_before", "")} | {"loss": None}
     if (progress_so_far := state.load()) is not None:
         step, seconds, history = (progress_so_far[k] for k in ("step", "seconds", "history"))
     else:
-        history["validation_loss_before"] = validation_loss(decoder, corpus, targets, valid_utts)
+        for name, share in validate.items():
+            history[f"{name}_before"] = validation_loss(decoder, corpus, targets, valid_utts,
+                                                        share)
 
     bar = tqdm(total=total_steps, initial=step, desc="adapt decoder", unit="step",
                disable=not progress)
@@ -219,8 +272,11 @@ def train(model_bin: Path, hf_tokenizer, data_dir: Path, run_dir: Path,
         order = batches(train_utts, config.batch_frames,
                         np.random.default_rng([config.seed, epoch]))
         for batch in order[step - epoch * steps_per_epoch :]:
+            if step >= total_steps:
+                break
             started = time.perf_counter()
-            loss = batch_loss(decoder, targets.collate(corpus, batch))
+            batch_rng = np.random.default_rng([config.seed, epoch, step])
+            loss = batch_loss(decoder, targets.collate(corpus, batch, batch_rng))
             optimizer_step(loss, optimizer, schedule, params, 1.0)
             step += 1
             seconds += time.perf_counter() - started
@@ -232,7 +288,8 @@ def train(model_bin: Path, hf_tokenizer, data_dir: Path, run_dir: Path,
     bar.close()
     if losses:
         history["loss"] = round(float(np.mean(losses[-200:])), 4)
-    history["validation_loss"] = validation_loss(decoder, corpus, targets, valid_utts)
+    for name, share in validate.items():
+        history[name] = validation_loss(decoder, corpus, targets, valid_utts, share)
     state.save(step=step, seconds=seconds, history=history)
     decoder.eval()
     return decoder, {

@@ -72,6 +72,7 @@ def excluded_titles(benchmarks: tuple[Path, ...]) -> set[str]:
 class SpeechData:
     directory: Path
     texts: list[str]
+    articles: list[str]  # the title of the article each text is about
     voices: list[str]
     excluded_articles: int
 
@@ -90,21 +91,22 @@ class SpeechData:
 def speech_data(recipe: Recipe, settings, progress: bool, log) -> SpeechData:
     """The training speech both recipes read: made (or completed) once per seed."""
     from assistant.training.speech_data import (
+        article_texts,
         build_speech_data,
-        training_texts,
         training_voices,
         usable_voices,
     )
     from assistant.wiki_corpus import load_summaries
 
     excluded = excluded_titles(recipe.exclude_benchmarks)
-    texts = training_texts(load_summaries(), excluded, recipe.seed)
+    pairs = article_texts(load_summaries(), excluded, recipe.seed)
+    articles, texts = [title for title, _ in pairs], [text for _, text in pairs]
     voices = usable_voices(training_voices())
     log(f"{len(texts):,} training texts, {len(voices)} voices on this machine")
     data_dir = recipe.work_dir / f"speech-seed{recipe.seed}"
     build_speech_data(data_dir, texts, voices, recipe.utterances, recipe.seed, settings,
                       recipe.workers, progress)
-    return SpeechData(data_dir, texts, voices, len(excluded))
+    return SpeechData(data_dir, texts, articles, voices, len(excluded))
 
 
 def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
@@ -149,10 +151,22 @@ def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=pri
     transcriber = Transcriber(settings)
     model_bin = transcriber.model_dir / "model.bin"
     run_dir = recipe.work_dir / (f"decoder-r{config.rank}-e{config.epochs}-lr{config.lr:g}"
+                                 f"{f'-c{config.context_share:g}' if config.context_share else ''}"
+                                 f"{f'-n{config.max_steps}' if config.max_steps else ''}"
                                  f"-s{config.seed}")
+    prompts = None
+    if config.context_share:
+        from assistant.embedder import TextEmbedder
+        from assistant.training.candidate_prompts import CandidatePrompts
+        from assistant.wiki_corpus import load_summaries
+
+        log("finding each training article's nearest neighbours (the prompts' candidates)")
+        prompts = CandidatePrompts.for_training(
+            load_summaries(), data.articles, data.texts, TextEmbedder(settings).embed,
+            transcriber.model.hf_tokenizer)
     decoder, summary = decoder_trainer.train(
         model_bin, transcriber.model.hf_tokenizer, data.directory, run_dir, config,
-        settings.cpu_threads, progress)
+        settings.cpu_threads, progress, prompts)
     card = decoder_trainer.export(decoder, recipe.out, model_bin, {
         "version": recipe.version, "base": transcriber.location.name,
         **data.provenance(recipe, settings), **summary,
