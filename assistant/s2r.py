@@ -93,6 +93,12 @@ class Recognition:
         return self.hypotheses[0].logprob / len(self.text.split())
 
 
+def previous_text_prompt(tokenizer, context: str) -> list[int]:
+    """Whisper's previous-text prompt for ``context`` (``tokenizer``: faster-whisper's):
+    ``sot_prev`` and the context's last ``MAX_CONTEXT_TOKENS`` tokens."""
+    return [tokenizer.sot_prev, *tokenizer.encode(" " + context.strip())[-MAX_CONTEXT_TOKENS:]]
+
+
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / max(1, len(zlib.compress(data)))
@@ -174,8 +180,7 @@ class IntegratedRecognizer:
         """A second decode of the same encoder pass with ``context`` as Whisper's
         previous-text prompt: a decoder that has just "read" a rare name spells it when it
         hears it ("Apiaceae", not "APSE").  A decode that trips a guard gives nothing."""
-        ids = self.tokenizer.encode(" " + context.strip())[-MAX_CONTEXT_TOKENS:]
-        prompt = [self.tokenizer.sot_prev, *ids]
+        prompt = previous_text_prompt(self.tokenizer, context)
         if self.vocabulary:  # the context's pieces come from the collection; drop any other
             prompt = self.vocabulary.to_pruned(prompt, skip_unknown=True)
         seconds = audio.size / SAMPLE_RATE

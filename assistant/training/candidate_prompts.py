@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from assistant.decode_context import candidate_context
-from assistant.s2r import MAX_CONTEXT_TOKENS
+from assistant.s2r import previous_text_prompt
 
 PASSAGE_CHARS = 480  # about one chunk of the collection, as a search hit holds
 
@@ -81,9 +81,8 @@ class CandidatePrompts:
         titles = self.candidates(spoken, rng)
         if not titles:
             return []
-        context = candidate_context([(t, self.passages[t]) for t in titles], self.hf_tokenizer)
-        ids = self.tokenizer.encode(" " + context.strip())[-MAX_CONTEXT_TOKENS:]
-        return [self.tokenizer.sot_prev, *ids]
+        return previous_text_prompt(self.tokenizer, candidate_context(
+            [(t, self.passages[t]) for t in titles], self.hf_tokenizer))
 
 
 def article_passages(wiki: dict[str, dict[str, str]], titles: Sequence[str]) -> dict[str, str]:

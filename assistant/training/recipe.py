@@ -211,7 +211,8 @@ the model at run time (`assistant/decoder_adapter.py`); the encoder is unchanged
 - Augmented: {augmentation}.
 - Training: teacher forcing on the cached encoder frames, {epochs} epoch(s), {steps:,} steps,
   peak learning rate {lr:g}, {train_minutes:.0f} min on {threads} CPU thread(s), seed {seed}.
-  Validation loss (per token): {validation_loss_before} before, {validation_loss} after.
+  Validation loss (per token): {validation_loss_before} before, {validation_loss} after.{start}
+- Previous-text prompts: {prompts}
 
 Intended use: short English spoken questions to s2r (`s2r`, `hybrid`, the transcript `talk`
 and `ask` show).  Limitations: trained on synthetic speech only, so it may help real voices less;
@@ -224,8 +225,20 @@ README, "Adapting the decoder").
 def decoder_model_card(card: dict, file: str) -> str:
     config = card["train_config"]
     augmentation = ", ".join(f"{k} {v:.0%}" for k, v in card["augmentation"].items())
+    share = config.get("context_share", 0.0)
+    prompts = "none, so the hybrid's second decode (which reads the top hits' names first) " \
+        "keeps the packaged decoder." if not share else (
+            f"{share:.0%} of the utterances are heard after a prompt like the one the hybrid's "
+            "second decode reads: the titles and rare words of five candidates, the article's "
+            "nearest neighbours by the embedder, with the article itself among them 70 % of "
+            "the time.  So that decode runs on this adapter too.  Validation loss after a "
+            f"prompt: {card.get('validation_loss_prompted_before')} before, "
+            f"{card.get('validation_loss_prompted')} after.")
+    start = f"\n  It started from the adapter `{Path(config['init']).name}`; the figures " \
+        "above are of this run only." if config.get("init") else ""
     return DECODER_MODEL_CARD.format(
         file=file, augmentation=augmentation, rank=config["rank"], alpha=config["alpha"],
+        prompts=prompts, start=start,
         epochs=config["epochs"], lr=config["lr"], train_minutes=card["train_seconds"] / 60,
         **{k: card[k] for k in (
             "version", "base", "bytes", "sha256", "format", "base_sha256", "parameters",
