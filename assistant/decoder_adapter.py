@@ -24,7 +24,7 @@ from assistant.checkpoint import load_checked, sha256_of
 from assistant.ct2_file import cached_model_dir, read_model, write_model
 
 FORMAT = "s2r-whisper-decoder-lora"
-DEFAULT_ADAPTER = Path(__file__).parent / "models" / "whisper-decoder-lora-v1.npz"
+DEFAULT_ADAPTER = Path(__file__).parent / "models" / "whisper-decoder-lora-v2.npz"
 
 # A decoder layer's linear maps (Hugging Face names) → (CTranslate2 weight, row block).  CT2
 # fuses self-attention's q, k, v into one matrix and cross-attention's k, v into another; a

@@ -266,6 +266,10 @@ def test_the_cli_names_a_broken_adapter_and_checks_train_flags(tmp_path, cache_d
     assert "decoder adapter" in capsys.readouterr().err
     assert main(["train", "--decoder", "--rank", "0"]) == EXIT_USAGE
     assert "--rank" in capsys.readouterr().err
+    assert main(["train", "--decoder", "--context-share", "1.5"]) == EXIT_USAGE
+    assert "--context-share must be between 0 and 1" in capsys.readouterr().err
+    assert main(["train", "--decoder", "--init", str(tmp_path / "gone.npz")]) == EXIT_USAGE
+    assert "gone.npz: no such adapter" in capsys.readouterr().err
 
 
 def test_only_an_adapter_trained_with_prompts_runs_the_second_decode(random_adapter, models,
