@@ -123,8 +123,9 @@ class Retriever:
                             ) -> SearchResult:
         """Both S2R paths from one encoder pass, fused by ``hybrid_legs``.  Then, with
         ``hybrid_context_hits``, a second decode of the same pass reads the top hits' titles
-        and rare words first (``decode_context``); its n-best list takes the first one's
-        place and the search runs again (unless it trips a guard).  The transcript stays the
+        and rare words first (``decode_context``); its n-best list joins the first one's (or
+        with ``hybrid_context_nbest=replace`` takes its place) and the search runs again
+        (unless it trips a guard).  The transcript stays the
         first decode's 1-best: the second is heard with the candidates in mind.  A first
         decode surer than ``hybrid_trust_logprob`` per word is not read again: its words are
         most likely right, and a second reading could only trade them for a candidate's."""
@@ -153,6 +154,8 @@ class Retriever:
         if not second:
             return SearchResult(first.hits[:top_k], first.transcript, timings)
         t2 = time.perf_counter()
+        if settings.hybrid_context_nbest == "join":
+            second = recognition.hypotheses + second
         legs = self.hybrid_legs(replace(recognition, hypotheses=second), spelling,
                                 settings.hybrid_e2e_weight)
         timings["embed"] += (time.perf_counter() - t2) * 1e3

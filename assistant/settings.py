@@ -86,7 +86,8 @@ class Settings:
     # The LoRA adaptation of Whisper's decoder for the integrated S2R decode
     # (``decoder_adapter``): "" = the adapter bundled for the bundled Whisper model (not used
     # when whisper_model names another), a path to an .npz made by `s2r train --decoder`, or
-    # "none" (the packaged decoder).  The cascade and document transcripts never use it.
+    # "none" (the packaged decoder).  The hybrid's second decode uses it only if it was trained
+    # to read a previous-text prompt (v2 was); the cascade and document transcripts never do.
     decoder_adapter: str = ""
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
@@ -97,13 +98,18 @@ class Settings:
     hybrid_e2e_weight: float = 0.6
     # `hybrid`: how many of the first search's top hits a second decode reads (their titles
     # and rare words, as Whisper's previous-text prompt) before the search runs again; 0 = no
-    # second pass (benchmarks/results/tune-context.md).
-    hybrid_context_hits: int = 5
+    # second pass.  8 with the bundled adapter v2, which learnt to read such a prompt
+    # (benchmarks/results/tune-context-v2.md; 5 with the packaged decoder, tune-context.md).
+    hybrid_context_hits: int = 8
+    # `hybrid`: what the second decode's n-best list does with the first one's: "join" (one
+    # list, weighted by their probabilities) or "replace" (tune-context-v2.md).
+    hybrid_context_nbest: str = "join"
     # `hybrid`: a first decode whose 1-best scores above this log-probability per word is
     # trusted and not read again (the second decode then mostly swaps right words for a
-    # candidate's); 0 = always decode twice.  At -0.4 about a third to two fifths of the
-    # tuning set's questions skip it, at the same MRR@10 (benchmarks/results/tune-trust.md).
-    hybrid_trust_logprob: float = -0.4
+    # candidate's); 0 = always decode twice.  At -0.2 with adapter v2, 45 % (clean) and 33 %
+    # (phone) of the tuning set's questions skip it at the same MRR@10 as decoding all twice
+    # (tune-context-v2.md).
+    hybrid_trust_logprob: float = -0.2
     # How the legs of a search (MiniLM vector, word BM25, character-n-gram BM25) are fused:
     # "dbsf" (each leg's scores normalized by their spread, then summed) or "rrf" (by rank).
     # dbsf was chosen on the train-split tuning set (benchmarks/results/tune-legs.md).
@@ -187,6 +193,8 @@ class Settings:
             raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
         if self.hybrid_context_hits < 0:
             raise SettingsError("hybrid_context_hits must be >= 0 (0 = no second decode)")
+        if self.hybrid_context_nbest not in ("join", "replace"):
+            raise SettingsError("hybrid_context_nbest must be 'join' or 'replace'")
         if self.hybrid_trust_logprob > 0:
             raise SettingsError("hybrid_trust_logprob must be <= 0 (a log-probability per "
                                 "word; 0 = always decode twice)")

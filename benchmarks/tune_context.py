@@ -13,8 +13,9 @@ Each query is decoded and spelled once and searched as the hybrid's first search
     python benchmarks/tune_context.py bench-data/tune600/clean bench-data/tune600/phone \
         --hits 5 --trust=-0.2,-0.3,-0.4,-0.5 --out benchmarks/results/tune-trust.json
 
-With ``--trust``, each threshold adds rows in which a query whose first decode scores above it
-(log-probability per word) keeps its first search, with the share of queries decoded twice.
+With ``--trust``, each threshold adds rows (for ``replace`` and ``join``) in which a query whose
+first decode scores above it (log-probability per word) keeps its first search, with the share
+of queries decoded twice.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--hits", default="3,5,8", help="top-hit counts to compare")
     parser.add_argument("--trust", default="",
                         help="first-decode log-probabilities per word above which to skip the "
-                             "second decode (replace mode), e.g. -0.3,-0.4")
+                             "second decode, e.g. -0.3,-0.4")
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
     counts = [int(k) for k in args.hits.split(",")]
@@ -83,11 +84,12 @@ def main() -> None:
         decoded_twice = {mode: float(count > 0) for count, mode in ranks}
         for threshold in thresholds:
             trusted = sureness > threshold
-            mode = f"replace, trusted above {threshold:g}"
-            decoded_twice[mode] = float(np.mean(~trusted))
-            for count in counts:
-                ranks[(count, mode)] = list(np.where(trusted, first,
-                                                     ranks[(count, "replace")]))
+            for how in ("replace", "join"):
+                mode = f"{how}, trusted above {threshold:g}"
+                decoded_twice[mode] = float(np.mean(~trusted))
+                for count in counts:
+                    ranks[(count, mode)] = list(np.where(trusted, first,
+                                                         ranks[(count, how)]))
         rows += [{"benchmark": bench.name, "hits": count, "n_best": mode,
                   "decoded_twice": round(decoded_twice[mode], 2),
                   "n_queries": len(values), "mrr@10": round(float(np.mean(values)), 4)}

@@ -36,14 +36,16 @@ def test_a_decode_that_has_read_the_rare_word_hears_it(models, packaged_models, 
     encoder_pass = models.recognizer.encode(audio)
     plain = packaged_models.recognizer.recognize(audio, encoder_pass)
     assert "apiaceae" not in normalize_words(plain.text)  # tiny.en as packaged mishears it
-    # the context decode runs the packaged decoder too (the adapter was never prompted)
-    hypotheses = models.recognizer.decode_with_context(
-        audio, encoder_pass, candidate_context([PARSLEY, CUMIN],
-                                               models.transcriber.model.hf_tokenizer))
+    context = candidate_context([PARSLEY, CUMIN], models.transcriber.model.hf_tokenizer)
+    hypotheses = packaged_models.recognizer.decode_with_context(audio, encoder_pass, context)
     assert "apiaceae" in normalize_words(hypotheses[0].text)
-    # the adapted decoder has learnt the name from the training speech
+    # the adapted decoder has learnt the name from the training speech, and (adapter v2)
+    # to hear the question after such a prompt, not to go on with the prompt
     adapted = models.recognizer.recognize(audio, encoder_pass)
     assert "apiaceae" in normalize_words(adapted.text)
+    assert models.recognizer.context_model is models.recognizer.model
+    reread = models.recognizer.decode_with_context(audio, encoder_pass, context)
+    assert normalize_words(reread[0].text) == normalize_words(question)
 
 
 def ingest_plant_notes(runtime) -> None:
@@ -53,12 +55,35 @@ def ingest_plant_notes(runtime) -> None:
     assert Ingestor(runtime).ingest_documents(docs, progress=False).ok
 
 
-def test_hybrid_searches_again_with_what_the_second_decode_heard(runtime, speak):
-    ingest_plant_notes(runtime)  # its first decode is unsure (about -1.2 per word)
-    result = Retriever(runtime).search_audio_hybrid(
-        speak("Parsley belongs to the Apiaceae family."), top_k=3)
+@pytest.mark.parametrize("nbest", ["join", "replace"])
+def test_hybrid_searches_again_with_what_the_second_decode_heard(models, tmp_path, speak,
+                                                                 monkeypatch, nbest):
+    runtime = models.with_settings(data_dir=tmp_path / "data", hybrid_context_nbest=nbest,
+                                   hybrid_trust_logprob=0.0)  # always read again
+    searched, reread = [], []  # what each search read, what the second decode heard (spies:
+    real_legs, real_reread = Retriever.hybrid_legs, Retriever.reread  # the real code runs)
+
+    def hybrid_legs(self, recognition, spelling, share):
+        searched.append([h.text for h in recognition.hypotheses])
+        return real_legs(self, recognition, spelling, share)
+
+    def spied_reread(self, *args):
+        hypotheses = real_reread(self, *args)
+        reread.extend(h.text for h in hypotheses)
+        return hypotheses
+
+    monkeypatch.setattr(Retriever, "hybrid_legs", hybrid_legs)
+    monkeypatch.setattr(Retriever, "reread", spied_reread)
+    try:
+        ingest_plant_notes(runtime)  # its first decode is unsure: it is read again
+        result = Retriever(runtime).search_audio_hybrid(
+            speak("Parsley belongs to the Apiaceae family."), top_k=3)
+    finally:
+        runtime.close()
     assert {"asr", "asr_context", "search"} <= set(result.timings_ms)
     assert {h.payload["title"] for h in result.hits[:2]} == {"Parsley", "Cumin"}
+    first, second = searched
+    assert reread and second == (first + reread if nbest == "join" else reread)
 
 
 @pytest.mark.parametrize(("trust", "read_again"), [(-0.4, False), (0.0, True)])
