@@ -51,7 +51,8 @@ def test_neighbours_are_the_closest_other_articles(models):
     assert near["Mona Lisa"][0] == "The Last Supper"
 
 
-def test_candidates_come_from_the_training_articles_with_the_right_one_sometimes(prompts):
+def test_candidates_come_from_the_training_articles_with_the_right_one_sometimes(prompts,
+                                                                                 models):
     # only the three training articles are candidates: nothing else of the wiki
     assert set(prompts.passages) == {"Rhine", "Mona Lisa", "Green tea"}
     rng = np.random.default_rng(0)
@@ -60,6 +61,9 @@ def test_candidates_come_from_the_training_articles_with_the_right_one_sometimes
     share = np.mean(["Mona Lisa" in c for c in drawn])
     assert 0.6 < share < 0.8  # include = 0.7
     assert prompts.candidates("A text of no training article.", rng) == []
+    alone = CandidatePrompts.for_training(WIKI, ["Rhine"], ["The Rhine."], models.embedder.embed,
+                                          models.transcriber.model.hf_tokenizer)
+    assert {tuple(alone.candidates("The Rhine.", rng)) for _ in range(50)} == {(), ("Rhine",)}
 
 
 def test_the_prompt_is_the_one_the_second_decode_reads(prompts, models):

@@ -69,7 +69,7 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     assert rows["hybrid"]["recall@10"] >= 2 / 3 and rows["hybrid"]["wer"] == rows["s2r"]["wer"]
     assert rows["e2e"]["recall@10"] >= 1 / 3 and 0.0 <= rows["e2e"]["wer"] < 1.0  # spelled
     assert result["benchmarks"][0]["index_cached"] is False
-    assert result["models"]["decoder_adapter"].startswith("v1:")  # the bundled adapter
+    assert result["models"]["decoder_adapter"].startswith("v2:")  # the bundled adapter
     again = evaluate([bench], ["transcript"], runtime, progress=False)
     assert again["benchmarks"][0]["index_cached"] is True
     assert again["rows"][0]["mrr@10"] == rows["transcript"]["mrr@10"]

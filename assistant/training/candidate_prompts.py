@@ -73,7 +73,8 @@ class CandidatePrompts:
         chosen = [pool[i] for i in rng.choice(len(pool), min(self.hits, len(pool)),
                                               replace=False)]
         if rng.random() < self.include:
-            chosen[int(rng.integers(len(chosen)))] = title
+            slot = int(rng.integers(len(chosen))) if chosen else 0
+            chosen[slot : slot + 1] = [title]
         return chosen
 
     def prompt(self, spoken: str, rng: np.random.Generator) -> list[int]:
