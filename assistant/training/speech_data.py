@@ -65,23 +65,19 @@ def usable_voices(voices: Sequence[str]) -> list[str]:
     return usable
 
 
-def training_texts(wiki: dict[str, dict[str, str]], exclude_titles: set[str], seed: int
-                   ) -> list[str]:
-    """Sentences (in windows of at most ``MAX_WORDS`` words), descriptions and query-like texts
-    of train-split articles not in ``exclude_titles``, shuffled with ``seed``."""
-    return [text for _, text in article_texts(wiki, exclude_titles, seed)]
-
-
 def article_texts(wiki: dict[str, dict[str, str]], exclude_titles: set[str], seed: int
                   ) -> list[tuple[str, str]]:
-    """``training_texts`` with the title of the article each one is about, in the same order
-    (the decoder adapter's previous-text prompts are drawn around that article)."""
+    """(title, text) pairs: sentences (in windows of at most ``MAX_WORDS`` words),
+    descriptions and query-like texts of train-split articles not in ``exclude_titles``,
+    shuffled with ``seed``.  The title is the article each text is about (the decoder
+    adapter's previous-text prompts are drawn around it)."""
     df: Counter = Counter()
     for entry in wiki.values():
         df.update(set(_words(entry.get("extract", ""))))
     texts: list[tuple[str, str]] = []
-    for title in training_articles(wiki, exclude_titles):
-        entry = wiki[title]
+    for title, entry in wiki.items():
+        if in_eval_split(title) or title in exclude_titles or not entry.get("extract"):
+            continue
         sentences = split_sentences(entry["extract"])
         for sentence in sentences:
             words = sentence.split()
@@ -96,12 +92,6 @@ def article_texts(wiki: dict[str, dict[str, str]], exclude_titles: set[str], see
                 texts.append((title, extra))
     rng = np.random.default_rng(seed)
     return [texts[i] for i in rng.permutation(len(texts)) if normalize_text(texts[i][1])]
-
-
-def training_articles(wiki: dict[str, dict[str, str]], exclude_titles: set[str]) -> list[str]:
-    """Titles of the articles training may read: train split, not excluded, with text."""
-    return [title for title, entry in wiki.items()
-            if not (in_eval_split(title) or title in exclude_titles or not entry.get("extract"))]
 
 
 @dataclass(frozen=True)
