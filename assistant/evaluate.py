@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from assistant.audio import decode_audio
 from assistant.bench_format import Benchmark, BenchmarkError
-from assistant.ingest import Ingestor
+from assistant.ingest import Ingestor, sparse_scheme
 from assistant.metrics import ndcg_at, recall_at, reciprocal_rank, word_errors
 from assistant.retrieval import Retriever, SearchResult
 from assistant.runtime import Runtime
@@ -58,7 +58,7 @@ def index_key(bench: Benchmark, runtime: Runtime) -> str:
         if passage.audio is not None:
             digest.update(passage.audio.read_bytes())
     digest.update(f"{runtime.embedder.model_id}|{s.chunk_tokens}|{s.chunk_overlap_tokens}|"
-                  f"{s.whisper_model}|{s.audio_chunk_max_s}".encode())
+                  f"{s.whisper_model}|{s.audio_chunk_max_s}|{sparse_scheme(s)}".encode())
     if any(p.audio is not None for p in bench.passages):  # only they get e2e speech vectors
         digest.update(f"|{runtime.e2e.sha256 if runtime.e2e_enabled else 'no-e2e'}".encode())
     return digest.hexdigest()[:20]

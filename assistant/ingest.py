@@ -25,9 +25,10 @@ from assistant.chunking import chunk_text
 from assistant.chunks import Chunk
 from assistant.e2e import spell_audio
 from assistant.runtime import Runtime
+from assistant.settings import Settings
 from assistant.store.base import (
     CHARS_VECTOR,
-    SPARSE_NAMES,
+    SOUND_VECTOR,
     SPARSE_VECTOR,
     SPEECH_VECTOR,
     TEXT_VECTOR,
@@ -39,9 +40,21 @@ from connectors import DocumentError, TextDocument, read_document, source_kind
 from connectors.folder import expand_paths
 from connectors.spoken import read_spoken
 
-SPARSE_INDEX = "+".join(SPARSE_NAMES) + "-1"  # the sparse vectors and their term scheme
-
 log = logging.getLogger(__name__)
+
+
+def sparse_names(settings: Settings) -> list[str]:
+    """The sparse vectors a chunk gets: word BM25 always, the others as configured."""
+    return [SPARSE_VECTOR] + [name for name, wanted in ((CHARS_VECTOR, settings.char_grams),
+                                                          (SOUND_VECTOR, settings.sound_keys))
+                              if wanted]
+
+
+def sparse_scheme(settings: Settings) -> str:
+    """The sparse vectors and their term scheme, part of each source's signature: a change
+    re-embeds a source on its next ingest (word BM25 alone stays "bm25", as before)."""
+    names = sparse_names(settings)
+    return "+".join(names) + "-1" if len(names) > 1 else SPARSE_VECTOR
 
 
 @dataclass
@@ -91,7 +104,7 @@ class Ingestor:
 
     @property
     def _sparse_index(self) -> str:
-        return SPARSE_INDEX if self.settings.char_grams else SPARSE_VECTOR
+        return sparse_scheme(self.settings)
 
     def _audio_signature(self) -> str:
         s = self.settings
@@ -257,12 +270,11 @@ class Ingestor:
         spellings = {k: v for p in pending for k, v in p.spellings.items()}
         speech = dict(zip(spellings, self.runtime.embedder.embed(list(spellings.values()))
                           if spellings else [], strict=True))
-        lexical, grams = self.runtime.lexical, self.runtime.char_grams
-        with_grams = self.settings.char_grams
-        points = [StoredPoint(c, ({TEXT_VECTOR: vectors[c.id],
-                                   SPARSE_VECTOR: lexical.document(c.text)}
-                                  | ({CHARS_VECTOR: grams.document(c.text)} if with_grams
-                                     else {})
+        encoders = {name: self.runtime.sparse_encoder(name)
+                    for name in sparse_names(self.settings)}
+        points = [StoredPoint(c, ({TEXT_VECTOR: vectors[c.id]}
+                                  | {name: encoder.document(c.text)
+                                     for name, encoder in encoders.items()}
                                   if c.id in vectors else {})
                               | ({SPEECH_VECTOR: speech[c.id]} if c.id in speech else {}))
                   for c in chunks]

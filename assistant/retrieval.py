@@ -16,6 +16,7 @@ from assistant.s2r import EncoderPass, Hypothesis, Recognition, nbest_weights, q
 from assistant.store.base import (
     CHARS_VECTOR,
     RRF_WEIGHTS,
+    SOUND_VECTOR,
     SPARSE_VECTOR,
     SPEECH_VECTOR,
     TEXT_VECTOR,
@@ -207,14 +208,20 @@ class Retriever:
                       embed: Callable[[list[str]], np.ndarray] | None = None) -> list[QueryLeg]:
         """Weighted readings of one question (a typed query, the n-best list, a spelling) →
         their weighted character n-grams (with ``chars``, by default the ``char_grams``
-        setting), and with ``words`` their fused MiniLM vector and weighted BM25 terms.  With
-        ``speech`` the fused vector also searches audio chunks' speech vectors (their e2e
-        spellings, the only trace of an untranscribed recording).  ``embed`` replaces the
-        embedder (e.g. with vectors already computed)."""
-        chars = self.runtime.settings.char_grams if chars is None else chars
-        dense_weight, bm25_weight, chars_weight = RRF_WEIGHTS
+        setting) and, unless ``chars`` is False, their words' weighted sound keys (when
+        ``sound_leg`` takes this question); and with ``words`` their fused MiniLM vector and
+        weighted BM25 terms.  With ``speech`` the fused vector also searches audio chunks'
+        speech vectors (their e2e spellings, the only trace of an untranscribed recording).
+        ``embed`` replaces the embedder (e.g. with vectors already computed)."""
+        settings = self.runtime.settings
+        sound = chars is not False and self.sound_leg(texts)
+        chars = settings.char_grams if chars is None else chars
+        dense_weight, bm25_weight, chars_weight, sound_weight = RRF_WEIGHTS
         legs = [QueryLeg(CHARS_VECTOR, self.runtime.char_grams.query(texts, weights),
                          chars_weight)] if chars else []
+        if sound:
+            legs.append(QueryLeg(SOUND_VECTOR, self.runtime.sound_keys.query(texts, weights),
+                                 sound_weight))
         if words:
             legs.append(QueryLeg(SPARSE_VECTOR, self.runtime.lexical.query(texts, weights),
                                  bm25_weight))
@@ -224,6 +231,15 @@ class Retriever:
                      for name, wanted in ((TEXT_VECTOR, words), (SPEECH_VECTOR, speech))
                      if wanted]
         return legs
+
+    def sound_leg(self, texts: list[str]) -> bool:
+        """Whether a question read as ``texts`` (best reading first) searches by sound too:
+        with ``sound_keys``, a question of at most ``sound_max_words`` words.  A long one has
+        enough right words for the word legs, and one more leg only dilutes them."""
+        settings = self.runtime.settings
+        limit = settings.sound_max_words
+        return settings.sound_keys and bool(texts) and (
+            not limit or len(texts[0].split()) <= limit)
 
     def _search(self, legs: list[QueryLeg], top_k: int, kind: str | None, heard: str | None,
                 timings: dict[str, float]) -> SearchResult:

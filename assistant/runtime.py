@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from assistant.llm import LLMBackend
     from assistant.manifest import Manifest
     from assistant.s2r import IntegratedRecognizer
-    from assistant.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.sparse import CharGramEncoder, LexicalEncoder, SoundKeyEncoder
     from assistant.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,20 @@ class Runtime:
         from assistant.sparse import CharGramEncoder
 
         return CharGramEncoder()
+
+    @cached_property
+    def sound_keys(self) -> SoundKeyEncoder:
+        from assistant.sparse import SoundKeyEncoder
+
+        return SoundKeyEncoder()
+
+    def sparse_encoder(self, name: str) -> LexicalEncoder | CharGramEncoder | SoundKeyEncoder:
+        """The encoder of the sparse vector ``name`` (store.base.SPARSE_NAMES)."""
+        from assistant.store.base import CHARS_VECTOR, SOUND_VECTOR, SPARSE_VECTOR
+
+        encoders = {SPARSE_VECTOR: lambda: self.lexical, CHARS_VECTOR: lambda: self.char_grams,
+                    SOUND_VECTOR: lambda: self.sound_keys}
+        return encoders[name]()
 
     @property
     def recognizer(self) -> IntegratedRecognizer:

@@ -117,6 +117,16 @@ class Settings:
     # The character-4-gram leg (a `chars` sparse vector per chunk, ~11 KB for 1,000 characters):
     # off, no chunk gets one and no search uses one.
     char_grams: bool = True
+    # The sound leg (a `sound` sparse vector per chunk, ~7 KB for 1,000 characters): BM25 over
+    # the words' Metaphone keys and their 3-grams, which match a misheard word that sounds the
+    # same ("organ" for "Oregon").  Searched beside the character-4-gram leg; off, no chunk
+    # gets one and no search uses one (benchmarks/results/tune-sound.md).
+    sound_keys: bool = True
+    # The sound leg joins a question's search only if its best reading has at most this many
+    # words; 0 = any length.  A long question has enough right words for the word legs, and
+    # one more leg dilutes them: 6 was best for typed, s2r and hybrid questions on the
+    # train-split tuning set (tune-sound.md).
+    sound_max_words: int = 6
     # The path every spoken question takes (CLI, HTTP, LlamaIndex, voice loop): s2r (integrated,
     # the default), hybrid (s2r fused with e2e), e2e, or cascade (the padded baseline).
     spoken_retriever: str = "s2r"
@@ -191,6 +201,8 @@ class Settings:
             raise SettingsError("hybrid_e2e_weight must be between 0 and 1")
         if self.s2r_threads < 0:
             raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
+        if self.sound_max_words < 0:
+            raise SettingsError("sound_max_words must be >= 0 (0 = any length)")
         if self.hybrid_context_hits < 0:
             raise SettingsError("hybrid_context_hits must be >= 0 (0 = no second decode)")
         if self.hybrid_context_nbest not in ("join", "replace"):

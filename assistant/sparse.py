@@ -10,7 +10,8 @@ one sparse query in which each term weighs as much as the hypotheses that contai
 Recognition errors break words, not sounds: "Bardine" for "Bardeen", "jonny cash" for "Johnny
 Cash", a name run together or split.  Character 4-grams (word edges marked) still share most
 of their grams with the right word, so ``CharGramEncoder`` gives a second, error-tolerant BM25
-leg over the same readings.
+leg over the same readings.  Some errors keep the sounds but few letters ("organ" for
+"Oregon", "zavier" for "Xavier"): ``SoundKeyEncoder`` matches words by their Metaphone keys.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import jellyfish
 import qdrant_edge as qe
 
 AVG_DOC_TOKENS = 64.0  # typical chunk length after stop-word removal (BM25 length norm)
@@ -28,6 +30,8 @@ AVG_DOC_TOKENS = 64.0  # typical chunk length after stop-word removal (BM25 leng
 # third of the terms per chunk (benchmarks/results/tune-legs.md).
 GRAM_SIZES = (4,)
 AVG_DOC_GRAMS = 480.0  # grams of an average benchmark passage (480 characters)
+AVG_DOC_SOUNDS = 300.0  # sound terms of an average benchmark passage (480 characters)
+SOUND_GRAM = 3  # key n-grams across words: a name heard split or run together
 BM25_K1 = 1.2
 BM25_B = 0.75
 
@@ -67,12 +71,27 @@ def _combine(readings: Sequence[Sequence[int]], weights: Sequence[float] | None)
     return SparseVector(tuple(ordered), tuple(total[i] for i in ordered))
 
 
+def words_of(text: str) -> list[str]:
+    """Lower-cased words (letters and digits): what both term schemes start from."""
+    return re.findall(r"[^\W_]+", text.lower())
+
+
 def char_grams(text: str, sizes: Sequence[int] = GRAM_SIZES) -> Counter[str]:
     """Character n-grams of lower-cased words; a space marks each word's edges so that a
     gram at the start of a word differs from one inside it."""
-    words = re.findall(r"[^\W_]+", text.lower())
+    words = words_of(text)
     padded = f" {' '.join(words)} " if words else ""
     return Counter(padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1))
+
+
+def sound_keys(text: str) -> Counter[str]:
+    """Each word's Metaphone key (how it sounds: "oregon" and "organ" are both ORKN), and
+    the n-grams of all keys run together, so a name heard as two words ("mozam beak") still
+    shares most of them with the one word ("Mozambique")."""
+    keys = [k for k in (jellyfish.metaphone(w) for w in words_of(text)) if k]
+    run = "".join(keys)
+    return Counter([f"={k}" for k in keys]
+                   + [run[i : i + SOUND_GRAM] for i in range(len(run) - SOUND_GRAM + 1)])
 
 
 def gram_id(gram: str) -> int:
@@ -80,15 +99,17 @@ def gram_id(gram: str) -> int:
     return zlib.crc32(gram.encode("utf-8"))
 
 
-class CharGramEncoder:
-    """BM25 over character n-grams: the document side saturates and length-normalizes the
-    gram counts; the collection's IDF modifier weighs rare grams up at query time."""
+class TermBm25Encoder:
+    """BM25 over the terms that ``terms`` finds in a text: the document side saturates and
+    length-normalizes their counts; the collection's IDF modifier weighs rare terms up at
+    query time."""
 
-    def __init__(self, avg_len: float = AVG_DOC_GRAMS) -> None:
+    def __init__(self, terms: Callable[[str], Counter[str]], avg_len: float) -> None:
+        self.terms = terms
         self.avg_len = avg_len
 
     def document(self, text: str) -> SparseVector:
-        counts = Counter({gram_id(g): c for g, c in char_grams(text).items()})
+        counts = Counter({gram_id(g): c for g, c in self.terms(text).items()})
         length = sum(counts.values())
         norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.avg_len)
         ordered = sorted(counts)
@@ -98,4 +119,18 @@ class CharGramEncoder:
 
     def query(self, texts: Sequence[str], weights: Sequence[float] | None = None
               ) -> SparseVector:
-        return _combine([[gram_id(g) for g in char_grams(t)] for t in texts], weights)
+        return _combine([[gram_id(g) for g in self.terms(t)] for t in texts], weights)
+
+
+class CharGramEncoder(TermBm25Encoder):
+    """BM25 over character n-grams (the ``chars`` leg)."""
+
+    def __init__(self, avg_len: float = AVG_DOC_GRAMS) -> None:
+        super().__init__(char_grams, avg_len)
+
+
+class SoundKeyEncoder(TermBm25Encoder):
+    """BM25 over Metaphone keys and their n-grams (the ``sound`` leg)."""
+
+    def __init__(self, avg_len: float = AVG_DOC_SOUNDS) -> None:
+        super().__init__(sound_keys, avg_len)

@@ -13,7 +13,13 @@ from assistant.audio import write_wav
 from assistant.ingest import Ingestor
 from assistant.retrieval import Retriever
 from assistant.s2r import Hypothesis, Recognition, nbest_weights, query_vector
-from assistant.store.base import CHARS_VECTOR, SPARSE_VECTOR, SPEECH_VECTOR, TEXT_VECTOR
+from assistant.store.base import (
+    CHARS_VECTOR,
+    SOUND_VECTOR,
+    SPARSE_VECTOR,
+    SPEECH_VECTOR,
+    TEXT_VECTOR,
+)
 from tests.conftest import ROOT, sharing_store, silence
 
 QUESTIONS = [  # (spoken question, voice, article that answers it)
@@ -69,7 +75,7 @@ def test_hybrid_puts_the_spelling_only_in_the_legs_a_misspelling_helps(runtime):
     retriever = Retriever(runtime)
     legs = {leg.using: leg.vector
             for leg in retriever.hybrid_legs(Recognition(heard, None, 4.0), spelling, 0.6)}
-    assert set(legs) == {TEXT_VECTOR, SPARSE_VECTOR, CHARS_VECTOR, SPEECH_VECTOR}
+    assert set(legs) == {TEXT_VECTOR, SPARSE_VECTOR, CHARS_VECTOR, SOUND_VECTOR, SPEECH_VECTOR}
     # MiniLM and BM25: the n-best list alone, exactly as s2r searches it
     texts, weights = [h.text for h in heard], nbest_weights(heard)
     assert np.allclose(legs[TEXT_VECTOR], query_vector(texts, weights, runtime.embedder.embed))
@@ -81,7 +87,7 @@ def test_hybrid_puts_the_spelling_only_in_the_legs_a_misspelling_helps(runtime):
     assert float(legs[SPEECH_VECTOR] @ legs[TEXT_VECTOR]) < 0.999
     # nothing decoded: the spelling is all there is
     alone = retriever.hybrid_legs(Recognition([], None, 4.0), spelling, 0.6)
-    assert {leg.using for leg in alone} == {CHARS_VECTOR, SPEECH_VECTOR}
+    assert {leg.using for leg in alone} == {CHARS_VECTOR, SOUND_VECTOR, SPEECH_VECTOR}
 
 
 def test_spoken_question_finds_the_span_in_a_recording(runtime, tmp_path, speak):

@@ -137,3 +137,22 @@ def test_char_grams_off_stores_no_4gram_vectors_and_still_finds_by_words(runtime
     again = Ingestor(runtime).ingest_paths([str(docs)], progress=False)
     assert len(again.ingested) == 3  # the layout changed: every source is indexed again
     assert runtime.store.search_legs([QueryLeg("chars", grams)])
+
+
+def test_sound_keys_store_a_sound_vector_and_switching_them_reingests(runtime, tmp_path):
+    """``S2R_SOUND_KEYS``: every chunk gets a ``sound`` vector, so a name heard as a word
+    that sounds alike finds it; switching the leg off (or on) indexes every source again."""
+    from assistant.store.base import QueryLeg
+
+    docs = copy_samples(tmp_path)
+    sounding = runtime.with_settings(sound_keys=True)
+    assert Ingestor(sounding).ingest_paths([str(docs)], progress=False).ok
+    keys = sounding.sound_keys.query(["volkeynose"])  # "volcanoes" misspelt by ear
+    hits = sounding.store.search_legs([QueryLeg("sound", keys)], top_k=1)
+    assert "volcano" in hits[0].payload["source"]
+    sounding.close()
+    plain = runtime.with_settings(sound_keys=False)
+    again = Ingestor(plain).ingest_paths([str(docs)], progress=False)
+    assert len(again.ingested) == 3
+    assert plain.store.search_legs([QueryLeg("sound", keys)]) == []
+    plain.close()

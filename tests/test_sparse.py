@@ -4,8 +4,17 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from assistant.sparse import CharGramEncoder, char_grams, gram_id
+from assistant.sparse import (
+    BM25_K1,
+    CharGramEncoder,
+    SoundKeyEncoder,
+    char_grams,
+    gram_id,
+    sound_keys,
+)
 
 
 def test_grams_mark_word_edges_and_ignore_case_and_punctuation():
@@ -45,3 +54,35 @@ def test_query_weighs_each_gram_by_the_readings_that_hold_it():
     assert weights[gram_id("onny")] == pytest.approx(0.6)  # only in the first
     assert weights[gram_id("ohnn")] == pytest.approx(0.4)
     assert not CharGramEncoder().query([""])
+
+
+def test_sound_keys_match_words_that_sound_alike_but_share_few_letters():
+    """"organ" for "Oregon": no character 4-gram in common, the same Metaphone key."""
+    assert not set(char_grams("oregon")) & set(char_grams("organ"))
+    assert sound_keys("Oregon")["=ORKN"] == 1 and sound_keys("organ")["=ORKN"] == 1
+    assert sound_keys("Xavier") == sound_keys("zavier")
+    assert not sound_keys("  ?! ")
+
+
+def test_sound_grams_run_across_words_so_a_split_name_still_matches():
+    whole, split = sound_keys("Mozambique"), sound_keys("mozam beak")
+    assert "=MSMBK" in whole and "=MSMBK" not in split  # the word keys differ …
+    grams = lambda keys: {k for k in keys if not k.startswith("=")}  # noqa: E731
+    assert grams(whole) <= grams(split)  # … but every key n-gram of the name is heard
+
+
+def test_sound_encoder_weighs_keys_by_the_readings_that_hold_them():
+    query = SoundKeyEncoder().query(["organ", "oregon"], [0.7, 0.3])
+    weights = dict(zip(query.indices, query.values, strict=True))
+    assert weights[gram_id("=ORKN")] == pytest.approx(1.0)
+    document = SoundKeyEncoder().document("Oregon is a state")
+    assert gram_id("=ORKN") in document.indices
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_gets_sound_terms_without_error(text):
+    """Every chunk's text goes through ``sound_keys`` at ingest: no text may break it."""
+    vector = SoundKeyEncoder().document(text)
+    assert list(vector.indices) == sorted(set(vector.indices))
+    assert all(0 < w < BM25_K1 + 1 for w in vector.values)

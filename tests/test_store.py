@@ -187,6 +187,52 @@ def test_character_gram_leg_finds_a_misheard_name(store):
         .payload["source"] == "d2"
 
 
+def test_sound_leg_finds_a_name_misheard_as_a_word_that_sounds_alike(store):
+    """"organ" for "Oregon" shares no character 4-gram with it, but its Metaphone key: the
+    ``sound`` leg ranks the right chunk first where the ``chars`` leg cannot."""
+    from assistant.sparse import CharGramEncoder, SoundKeyEncoder
+    from assistant.store.base import QueryLeg
+
+    grams, sounds = CharGramEncoder(), SoundKeyEncoder()
+    texts = ["Oregon is a state of the Pacific Northwest", "the pipe organ of a church",
+             "Nevada borders Oregon and California"]
+    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
+                              {"text": unit(i), "chars": grams.document(text),
+                               "sound": sounds.document(text)})
+                  for i, text in enumerate(texts)])
+    heard = ["organ available to know"]  # "Oregon, Nevada, Baja" as tiny.en heard it
+    by_sound = store.search_legs([QueryLeg("sound", sounds.query(heard))], top_k=1)
+    assert by_sound[0].payload["source"] == "d2"  # two names by sound beat one word spelt right
+    by_chars = store.search_legs([QueryLeg("chars", grams.query(heard))], top_k=1)
+    assert by_chars[0].payload["source"] == "d1"
+
+
+def test_edge_collection_of_schema_4_gains_the_sound_vector(tmp_path):
+    """A collection made before the sound leg is brought up to date in place when opened."""
+    import json
+
+    import qdrant_edge as qe
+
+    from assistant.sparse import SoundKeyEncoder
+    from assistant.store.base import QueryLeg
+    from assistant.store.edge import META_FILE, _config
+
+    path = tmp_path / "old"
+    config = _config(DIM, Layout())
+    old = qe.EdgeConfig(vectors=config.vectors, sparse_vectors={
+        name: params for name, params in config.sparse_vectors.items() if name != "sound"})
+    qe.EdgeShard.create(str(path), old).close()
+    (path / META_FILE).write_text(json.dumps({"dim": DIM, "model_id": "m", "schema": 4}))
+    store = EdgeStore(path, DIM, "m")
+    text = "Oregon is a state"
+    store.upsert([StoredPoint(Chunk("text", "d0", "t0", text, 0, "h"),
+                              {"text": unit(0), "sound": SoundKeyEncoder().document(text)})])
+    hits = store.search_legs([QueryLeg("sound", SoundKeyEncoder().query(["organ"]))])
+    assert [h.payload["source"] for h in hits] == ["d0"]
+    assert json.loads((path / META_FILE).read_text())["schema"] == 5
+    store.close()
+
+
 def test_server_collection_without_the_chars_vector_still_works(caplog):
     """A collection made by an older s2r has no ``chars`` vector, and a server cannot add
     one: the store warns, stores and searches without it."""
@@ -202,7 +248,7 @@ def test_server_collection_without_the_chars_vector_still_works(caplog):
         sparse_vectors_config={"bm25": qm.SparseVectorParams(modifier=qm.Modifier.IDF)})
     with caplog.at_level("WARNING"):
         store = ServerStore(client, "old", DIM, ":memory:")
-    assert "no sparse vector(s) ['chars']" in caplog.text
+    assert "no sparse vector(s) ['chars', 'sound']" in caplog.text
     text = "the port of Mocha shipped coffee"
     store.upsert([StoredPoint(Chunk("text", "d0", "t0", text, 0, "h"),
                               {"text": unit(0), "bm25": LexicalEncoder().document(text),

@@ -43,7 +43,7 @@ def test_collection_is_created_with_the_cluster_layout(qdrant):
     assert all(v == {"size": DIM, "distance": "Cosine", "on_disk": True}
                for v in body["vectors"].values()) and set(body["vectors"]) == {"text", "speech"}
     assert body["sparse_vectors"] == {name: {"index": {"on_disk": True}, "modifier": "idf"}
-                                      for name in ("bm25", "chars")}
+                                      for name in ("bm25", "chars", "sound")}
     assert body["hnsw_config"] == {"m": 32, "ef_construct": 200}  # the graph stays in RAM
     assert body["quantization_config"] == {
         "scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}

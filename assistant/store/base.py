@@ -16,14 +16,15 @@ SPEECH_VECTOR = "speech"  # the e2e speech vector of an audio chunk (its CTC spe
 VECTOR_NAMES = (TEXT_VECTOR, SPEECH_VECTOR)
 SPARSE_VECTOR = "bm25"  # BM25 term weights of the same text (IDF applied by Qdrant)
 CHARS_VECTOR = "chars"  # BM25 weights of its character n-grams: robust to misheard words
-SPARSE_NAMES = (SPARSE_VECTOR, CHARS_VECTOR)
+SOUND_VECTOR = "sound"  # BM25 weights of its words' Metaphone keys: misheard, same sounds
+SPARSE_NAMES = (SPARSE_VECTOR, CHARS_VECTOR, SOUND_VECTOR)
 RRF_K = 60  # reciprocal-rank-fusion constant (the usual value from Cormack et al.)
 # A hit found by one leg only scores 1/(k + rank), so rank r of the dense leg and rank r of the
 # sparse leg tie exactly, and Qdrant orders ties arbitrarily (run-to-run MRR jitter). Weighting
 # the sparse leg a hair lower breaks such ties in favour of the dense leg, deterministically.
 # Qdrant's weighted RRF divides a leg's rank by its weight (1 / (k - 1 + (rank + 1) / w)), so
 # even a small weight moves the top of the list: a weight is no volume knob.
-RRF_WEIGHTS = (1.0, 0.999, 0.998)
+RRF_WEIGHTS = (1.0, 0.999, 0.998, 0.997)  # dense, bm25, chars, sound
 INDEXED_FIELDS = ("source", "kind", "doc_hash", "title")
 
 

@@ -21,6 +21,7 @@ from assistant.store.base import (
     CHARS_VECTOR,
     INDEXED_FIELDS,
     RRF_K,
+    SOUND_VECTOR,
     SPARSE_NAMES,
     SPARSE_VECTOR,
     TEXT_VECTOR,
@@ -37,7 +38,8 @@ from assistant.store.layout import DEFAULT_LAYOUT, QUANTILE, QUANTIZATION_OVERSA
 
 log = logging.getLogger(__name__)
 META_FILE = "s2r-collection.json"
-SCHEMA = 4  # 2: the bm25 sparse vector; 3: the title index; 4: the chars sparse vector
+# 2: the bm25 sparse vector; 3: the title index; 4: the chars sparse vector; 5: the sound one
+SCHEMA = 5
 
 
 def _vector(value: np.ndarray | SparseVector) -> list[float] | qe.SparseVector:
@@ -128,9 +130,11 @@ class EdgeStore:
                 SPARSE_VECTOR, modifier=qe.Modifier.Idf))
         if schema < 3:
             self._index("title")
-        if schema < 4:  # chunks stored before get it when their source is ingested again
-            self._shard.update(qe.UpdateOperation.create_sparse_vector(
-                CHARS_VECTOR, modifier=qe.Modifier.Idf))
+        # chunks stored before get these when their source is ingested again
+        for added, name in ((4, CHARS_VECTOR), (5, SOUND_VECTOR)):
+            if schema < added:
+                self._shard.update(qe.UpdateOperation.create_sparse_vector(
+                    name, modifier=qe.Modifier.Idf))
         self._shard.flush()
 
     def _check_space(self) -> None:
