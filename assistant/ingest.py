@@ -100,18 +100,14 @@ class Ingestor:
     def _text_signature(self) -> str:
         s = self.settings
         return (f"text|{s.chunk_tokens}|{s.chunk_overlap_tokens}|"
-                f"{self.runtime.embedder.model_id}|{self._sparse_index}")
-
-    @property
-    def _sparse_index(self) -> str:
-        return sparse_scheme(self.settings)
+                f"{self.runtime.embedder.model_id}|{sparse_scheme(self.settings)}")
 
     def _audio_signature(self) -> str:
         s = self.settings
         asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
         e2e = self.runtime.e2e.sha256 if self.runtime.e2e_enabled else "no-e2e"
         return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|{e2e}|"
-                f"{self.runtime.embedder.model_id}|{self._sparse_index}")
+                f"{self.runtime.embedder.model_id}|{sparse_scheme(self.settings)}")
 
     def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
                      exclude: Iterable[str] = (), progress: bool = True) -> IngestReport:

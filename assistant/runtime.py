@@ -79,9 +79,8 @@ class Runtime:
         """The encoder of the sparse vector ``name`` (store.base.SPARSE_NAMES)."""
         from assistant.store.base import CHARS_VECTOR, SOUND_VECTOR, SPARSE_VECTOR
 
-        encoders = {SPARSE_VECTOR: lambda: self.lexical, CHARS_VECTOR: lambda: self.char_grams,
-                    SOUND_VECTOR: lambda: self.sound_keys}
-        return encoders[name]()
+        return getattr(self, {SPARSE_VECTOR: "lexical", CHARS_VECTOR: "char_grams",
+                              SOUND_VECTOR: "sound_keys"}[name])
 
     @property
     def recognizer(self) -> IntegratedRecognizer:

@@ -28,6 +28,15 @@ def point(source: str, index: int, doc_hash: str = "h1", kind: str = "text",
     return StoredPoint(chunk, vectors)
 
 
+def upsert_texts(store, texts: list[str], **encoders) -> None:
+    """Chunks d0, d1 … of ``texts``, each with a random ``text`` vector and the sparse vector
+    of every named encoder (e.g. ``chars=CharGramEncoder()``)."""
+    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
+                              {"text": unit(i)} | {name: encoder.document(text)
+                                                   for name, encoder in encoders.items()})
+                  for i, text in enumerate(texts)])
+
+
 @pytest.fixture(params=["edge", "edge-int8-on-disk", "server"])
 def store(request, tmp_path):
     if request.param == "edge":
@@ -176,10 +185,7 @@ def test_character_gram_leg_finds_a_misheard_name(store):
     lexical, grams = LexicalEncoder(), CharGramEncoder()
     texts = ["Johnny Cash was an American singer", "the cash register of a shop",
              "Bardeen shared two Nobel prizes"]
-    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
-                              {"text": unit(i), "bm25": lexical.document(text),
-                               "chars": grams.document(text)})
-                  for i, text in enumerate(texts)])
+    upsert_texts(store, texts, bm25=lexical, chars=grams)
     heard = ["who was jonny kash", "who was johnny cache"]
     assert store.search_legs([QueryLeg("chars", grams.query(heard))], top_k=1)[0] \
         .payload["source"] == "d0"
@@ -196,10 +202,7 @@ def test_sound_leg_finds_a_name_misheard_as_a_word_that_sounds_alike(store):
     grams, sounds = CharGramEncoder(), SoundKeyEncoder()
     texts = ["Oregon is a state of the Pacific Northwest", "the pipe organ of a church",
              "Nevada borders Oregon and California"]
-    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
-                              {"text": unit(i), "chars": grams.document(text),
-                               "sound": sounds.document(text)})
-                  for i, text in enumerate(texts)])
+    upsert_texts(store, texts, chars=grams, sound=sounds)
     heard = ["organ available to know"]  # "Oregon, Nevada, Baja" as tiny.en heard it
     by_sound = store.search_legs([QueryLeg("sound", sounds.query(heard))], top_k=1)
     assert by_sound[0].payload["source"] == "d2"  # two names by sound beat one word spelt right
@@ -266,10 +269,7 @@ def test_legs_fuse_by_score_or_by_rank(store, fusion):
 
     lexical, grams = LexicalEncoder(), CharGramEncoder()
     texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]
-    store.upsert([StoredPoint(Chunk("text", f"d{i}", f"t{i}", text, 0, "h"),
-                              {"text": unit(i), "bm25": lexical.document(text),
-                               "chars": grams.document(text)})
-                  for i, text in enumerate(texts)])
+    upsert_texts(store, texts, bm25=lexical, chars=grams)
     legs = [QueryLeg("text", unit(2)), QueryLeg("bm25", lexical.query(["goats"])),
             QueryLeg("chars", grams.query(["mocha"]))]
     ranked = [h.payload["source"] for h in store.search_legs(legs, top_k=3, fusion=fusion)]
