@@ -100,7 +100,7 @@ def ranked_documents(result: SearchResult) -> list[str]:
     return ranked[:RANK_DEPTH]
 
 
-def _system_runner(system: str, retriever: Retriever) -> Callable[[np.ndarray, str], Any]:
+def system_runner(system: str, retriever: Retriever) -> Callable[[np.ndarray, str], Any]:
     """system → run(audio, reference text) -> (SearchResult, what was heard or None)."""
     if system == "transcript":
         return lambda audio, text: (retriever.search_text(text, CHUNK_DEPTH), None)
@@ -116,7 +116,7 @@ def _system_runner(system: str, retriever: Retriever) -> Callable[[np.ndarray, s
 
 def run_system(system: str, bench: Benchmark, retriever: Retriever,
                audios: Sequence[np.ndarray], progress: bool = True) -> list[QueryOutcome]:
-    run = _system_runner(system, retriever)
+    run = system_runner(system, retriever)
     run(audios[0], bench.queries[0].text)  # warm-up, not timed
     outcomes = []
     for query, audio in tqdm(list(zip(bench.queries, audios, strict=True)),

@@ -30,7 +30,7 @@ AVG_DOC_TOKENS = 64.0  # typical chunk length after stop-word removal (BM25 leng
 # third of the terms per chunk (benchmarks/results/tune-legs.md).
 GRAM_SIZES = (4,)
 AVG_DOC_GRAMS = 480.0  # grams of an average benchmark passage (480 characters)
-AVG_DOC_SOUNDS = 300.0  # sound terms of an average benchmark passage (480 characters)
+AVG_DOC_SOUNDS = 300.0  # sound terms of an average benchmark passage (325 measured on dev's)
 SOUND_GRAM = 3  # key n-grams across words: a name heard split or run together
 BM25_K1 = 1.2
 BM25_B = 0.75

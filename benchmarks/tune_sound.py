@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,21 +24,13 @@ from tqdm import tqdm
 
 from assistant.audio import decode_audio
 from assistant.bench_format import load_benchmark
-from assistant.evaluate import open_index, ranked_documents
+from assistant.evaluate import open_index, ranked_documents, system_runner
 from assistant.metrics import reciprocal_rank
-from assistant.retrieval import Retriever, SearchResult
+from assistant.retrieval import Retriever
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 
 VARIANTS = (False, True)  # sound leg off, on
-
-
-def searches(retriever: Retriever) -> dict[str, Callable[[np.ndarray, str], SearchResult]]:
-    """Each system's search of one query (its audio and its typed text), 50 hits deep."""
-    return {"transcript": lambda audio, text: retriever.search_text(text, 50),
-            "s2r": lambda audio, text: retriever.search_audio(audio, 50),
-            "e2e": lambda audio, text: retriever.search_audio_e2e(audio, 50),
-            "hybrid": lambda audio, text: retriever.search_audio_hybrid(audio, 50)}
 
 
 def summary(bench: str, system: str, kinds: list[str | None], heard_words: list[int],
@@ -83,7 +74,8 @@ def main() -> None:
         bench = load_benchmark(path)
         queries = bench.queries[: args.limit or None]
         indexed, _ = open_index(bench, runtime)
-        run = searches(Retriever(indexed))
+        retriever = Retriever(indexed)
+        run = {system: system_runner(system, retriever) for system in systems}
         on_settings, off_settings = indexed.settings, indexed.settings.replace(sound_keys=False)
         ranks = {(s, v): [] for s in systems for v in VARIANTS}
         ms = {(s, v): [] for s in systems for v in VARIANTS}
@@ -95,12 +87,12 @@ def main() -> None:
                     for variant in VARIANTS if i % 2 else VARIANTS[::-1]:
                         indexed.settings = on_settings if variant else off_settings
                         started = time.perf_counter()
-                        result: SearchResult = run[system](audio, query.text)
+                        result, heard = run[system](audio, query.text)
                         ms[system, variant].append((time.perf_counter() - started) * 1e3)
                         ranks[system, variant].append(reciprocal_rank(
                             ranked_documents(result), set(query.relevant), 10))
-                    heard = query.text if system == "transcript" else result.transcript or ""
-                    heard_words[system].append(len(heard.split()))
+                    typed = heard is None  # the transcript system hears the typed text
+                    heard_words[system].append(len((query.text if typed else heard).split()))
         finally:
             indexed.close()
         for system in systems:
