@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from assistant.coverage import rerank_by_coverage
 from assistant.decode_context import candidate_context
 from assistant.runtime import Runtime
 from assistant.s2r import EncoderPass, Hypothesis, Recognition, nbest_weights, query_vector
@@ -49,6 +50,12 @@ def hybrid_readings(recognition: Recognition, spelling: str, share: float
     return texts, weights
 
 
+def short_question(texts: list[str], max_words: int) -> bool:
+    """Whether a question read as ``texts`` (best reading first) has at most ``max_words``
+    words (0 = any length): on a long one the right words carry the search alone."""
+    return bool(texts) and (not max_words or len(texts[0].split()) <= max_words)
+
+
 class Retriever:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -58,7 +65,8 @@ class Retriever:
         fused in Qdrant (``fusion``: DBSF by default)."""
         t0 = time.perf_counter()
         legs = self.readings_legs([query], np.ones(1))
-        return self._search(legs, top_k, kind, None, {"embed": (time.perf_counter() - t0) * 1e3})
+        return self._search(legs, top_k, kind, None, {"embed": (time.perf_counter() - t0) * 1e3},
+                            ([query], np.ones(1)))
 
     def _silent(self, audio: np.ndarray) -> SearchResult | None:
         """An empty result for a query without speech (nothing to recognise), else None."""
@@ -98,10 +106,12 @@ class Retriever:
         if not recognition.hypotheses or not recognition.text:
             return SearchResult([], "", recognition.timings_ms)
         t0 = time.perf_counter()
-        legs = self.readings_legs([h.text for h in recognition.hypotheses],
-                                  nbest_weights(recognition.hypotheses))
+        readings = ([h.text for h in recognition.hypotheses],
+                    nbest_weights(recognition.hypotheses))
+        legs = self.readings_legs(*readings)
         return self._search(legs, top_k, kind, recognition.text,
-                            {**recognition.timings_ms, "embed": (time.perf_counter() - t0) * 1e3})
+                            {**recognition.timings_ms, "embed": (time.perf_counter() - t0) * 1e3},
+                            readings)
 
     def search_audio_e2e(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                          ) -> SearchResult:
@@ -118,7 +128,8 @@ class Retriever:
         legs = self.readings_legs([spelling], np.ones(1),
                                   words=not self.runtime.settings.char_grams, speech=True)
         return self._search(legs, top_k, kind, spelling,
-                            {**timings, "embed": (time.perf_counter() - t0) * 1e3})
+                            {**timings, "embed": (time.perf_counter() - t0) * 1e3},
+                            ([spelling], np.ones(1)))
 
     def search_audio_hybrid(self, audio: np.ndarray, top_k: int = 10, kind: str | None = None
                             ) -> SearchResult:
@@ -146,7 +157,8 @@ class Retriever:
             else settings.hybrid_context_hits
         timings["embed"] = (time.perf_counter() - t0) * 1e3
         first = self._search(legs, max(top_k, context_hits), kind,
-                             recognition.text or spelling, timings)
+                             recognition.text or spelling, timings,
+                             hybrid_readings(recognition, spelling, 0.0))
         if not (context_hits and first.hits):
             return SearchResult(first.hits[:top_k], first.transcript, first.timings_ms)
         t1 = time.perf_counter()
@@ -157,11 +169,13 @@ class Retriever:
         t2 = time.perf_counter()
         if settings.hybrid_context_nbest == "join":
             second = recognition.hypotheses + second
-        legs = self.hybrid_legs(replace(recognition, hypotheses=second), spelling,
-                                settings.hybrid_e2e_weight)
+        joined = replace(recognition, hypotheses=second)
+        legs = self.hybrid_legs(joined, spelling, settings.hybrid_e2e_weight)
         timings["embed"] += (time.perf_counter() - t2) * 1e3
-        result = self._search(legs, top_k, kind, first.transcript, {})
-        timings["search"] += result.timings_ms["search"]
+        result = self._search(legs, top_k, kind, first.transcript, {},
+                              hybrid_readings(joined, spelling, 0.0))
+        for step, ms in result.timings_ms.items():  # the second search and its reorder
+            timings[step] = timings.get(step, 0.0) + ms
         return SearchResult(result.hits, first.transcript, timings)
 
     def reread(self, audio: np.ndarray, encoder_pass: EncoderPass, hits: list[Hit]
@@ -237,13 +251,25 @@ class Retriever:
         with ``sound_keys``, a question of at most ``sound_max_words`` words.  A long one has
         enough right words for the word legs, and one more leg only dilutes them."""
         settings = self.runtime.settings
-        limit = settings.sound_max_words
-        return settings.sound_keys and bool(texts) and (
-            not limit or len(texts[0].split()) <= limit)
+        return settings.sound_keys and short_question(texts, settings.sound_max_words)
 
     def _search(self, legs: list[QueryLeg], top_k: int, kind: str | None, heard: str | None,
-                timings: dict[str, float]) -> SearchResult:
+                timings: dict[str, float],
+                readings: tuple[list[str], np.ndarray] | None = None) -> SearchResult:
+        """The fused search; with ``readings`` (the question as heard, weighted) of a short
+        question, its top ``coverage_depth`` hits are reordered by how much of it each covers
+        (``coverage``), so that many are fetched even when fewer are wanted."""
+        settings = self.runtime.settings
+        covered = readings is not None and settings.coverage_weight > 0 \
+            and short_question(readings[0], settings.coverage_max_words)
+        depth = max(top_k, settings.coverage_depth) if covered else top_k
         t0 = time.perf_counter()
-        hits = self.runtime.store.search_legs(legs, top_k=top_k, kind=kind,
-                                              fusion=self.runtime.settings.fusion)
-        return SearchResult(hits, heard, {**timings, "search": (time.perf_counter() - t0) * 1e3})
+        hits = self.runtime.store.search_legs(legs, top_k=depth, kind=kind,
+                                              fusion=settings.fusion)
+        t1 = time.perf_counter()
+        timings = {**timings, "search": (t1 - t0) * 1e3}
+        if covered:
+            hits = rerank_by_coverage(hits, *readings, settings.coverage_weight,
+                                      settings.coverage_depth)[:top_k]
+            timings["coverage"] = (time.perf_counter() - t1) * 1e3
+        return SearchResult(hits, heard, timings)

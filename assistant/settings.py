@@ -127,6 +127,16 @@ class Settings:
     # one more leg dilutes them: 6 was best for typed, s2r and hybrid questions on the
     # train-split tuning set (tune-sound.md).
     sound_max_words: int = 6
+    # The fused top hits are reordered by how much of the question each covers (a soft AND
+    # over its content words, misheard ones matched by 4-grams or sound): each hit's fused
+    # score, rescaled to 0..1 among the `coverage_depth` first, plus this weight × its
+    # coverage (0..1); 0 = off.  Only for questions of at most `coverage_max_words` words
+    # (best reading; 0 = any length): a long question's right words carry the search, and
+    # coverage then only favours wordy passages.  3, 10 and 8 were chosen on the
+    # train-split tuning set (benchmarks/results/tune-coverage.md).
+    coverage_weight: float = 3.0
+    coverage_depth: int = 10
+    coverage_max_words: int = 8
     # The path every spoken question takes (CLI, HTTP, LlamaIndex, voice loop): s2r (integrated,
     # the default), hybrid (s2r fused with e2e), e2e, or cascade (the padded baseline).
     spoken_retriever: str = "s2r"
@@ -203,6 +213,12 @@ class Settings:
             raise SettingsError("s2r_threads must be >= 0 (0 = the `threads` setting)")
         if self.sound_max_words < 0:
             raise SettingsError("sound_max_words must be >= 0 (0 = any length)")
+        if self.coverage_weight < 0:
+            raise SettingsError("coverage_weight must be >= 0 (0 = no reordering by coverage)")
+        if self.coverage_depth < 1:
+            raise SettingsError("coverage_depth must be >= 1")
+        if self.coverage_max_words < 0:
+            raise SettingsError("coverage_max_words must be >= 0 (0 = any length)")
         if self.hybrid_context_hits < 0:
             raise SettingsError("hybrid_context_hits must be >= 0 (0 = no second decode)")
         if self.hybrid_context_nbest not in ("join", "replace"):

@@ -48,6 +48,9 @@ def test_explicit_config_file(monkeypatch, tmp_path):
         ("S2R_HYBRID_TRUST_LOGPROB", "0.5", "hybrid_trust_logprob must be <= 0"),
         ("S2R_HYBRID_CONTEXT_NBEST", "merge", "hybrid_context_nbest must be .join. or .replace."),
         ("S2R_SOUND_MAX_WORDS", "-1", "sound_max_words must be >= 0"),
+        ("S2R_COVERAGE_WEIGHT", "-1", "coverage_weight must be >= 0"),
+        ("S2R_COVERAGE_DEPTH", "0", "coverage_depth must be >= 1"),
+        ("S2R_COVERAGE_MAX_WORDS", "-3", "coverage_max_words must be >= 0"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch, tmp_path, env, value, message):
