@@ -1,4 +1,5 @@
-"""Query paths: text → dense, BM25 and character-4-gram legs → one fused search; spoken
+"""Query paths: text → dense, BM25, character-4-gram and sound legs → one fused search, whose
+top hits a short question reorders by how much of it each covers (``coverage``); spoken
 questions through integrated S2R (the default: one reduced-window encoder pass, the n-best
 list's weighted legs), the e2e CTC head, their hybrid, or the plain cascade baseline."""
 
@@ -156,6 +157,7 @@ class Retriever:
         context_hits = 0 if trusted or not encoder_pass.covers(audio) \
             else settings.hybrid_context_hits
         timings["embed"] = (time.perf_counter() - t0) * 1e3
+        # coverage counts the words heard (the spelling only when the decode heard none)
         first = self._search(legs, max(top_k, context_hits), kind,
                              recognition.text or spelling, timings,
                              hybrid_readings(recognition, spelling, 0.0))
