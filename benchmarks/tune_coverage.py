@@ -18,22 +18,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from paired import paired_summary, print_paired_table, run_paired
 
-from assistant.audio import decode_audio
 from assistant.bench_format import load_benchmark
 from assistant.coverage import coverage, reorder
-from assistant.evaluate import open_index, ranked_documents, system_runner
+from assistant.evaluate import open_index, ranked_documents
 from assistant.metrics import reciprocal_rank
-from assistant.retrieval import Retriever, short_question
+from assistant.retrieval import Retriever, SearchResult, short_question
 from assistant.runtime import Runtime
 from assistant.settings import Settings
-
-VARIANTS = (False, True)  # reorder off, on
 
 
 class RecordingRetriever(Retriever):
@@ -46,10 +42,6 @@ class RecordingRetriever(Retriever):
         return super()._search(legs, top_k, kind, heard, timings, readings)
 
 
-def se(values: np.ndarray) -> float:
-    return round(float(values.std(ddof=1) / np.sqrt(len(values))), 4)
-
-
 def grid_ranks(hits, readings, relevant, weights, depths, gates) -> dict[tuple, float]:
     """Reciprocal rank of the hits reordered at each (weight, depth, gate)."""
     texts, reading_weights = readings or ([], [])
@@ -60,13 +52,8 @@ def grid_ranks(hits, readings, relevant, weights, depths, gates) -> dict[tuple, 
         reordered = reorder(hits, coverages[:depth], weight) \
             if readings and short_question(texts, gate) else hits
         ranks[weight, depth, gate] = reciprocal_rank(
-            ranked_documents(replace_hits(reordered)), relevant, 10)
+            ranked_documents(SearchResult(reordered)), relevant, 10)
     return ranks
-
-
-def replace_hits(hits):
-    """``ranked_documents`` reads a result's hits."""
-    return type("Result", (), {"hits": hits})()
 
 
 def main() -> None:
@@ -85,72 +72,43 @@ def main() -> None:
     settings = Settings.load()
     if not settings.coverage_weight:
         parser.error("S2R_COVERAGE_WEIGHT is 0: nothing to compare")
-    runtime = Runtime(settings)
+    chosen = (settings.coverage_weight, settings.coverage_depth, settings.coverage_max_words)
     systems = args.systems.split(",")
     rows = []
     for path in args.benchmarks:
         bench = load_benchmark(path)
         queries = bench.queries[: args.limit or None]
-        indexed, _ = open_index(bench, runtime)
+        indexed, _ = open_index(bench, Runtime(settings))
         retriever = RecordingRetriever(indexed)
-        run = {system: system_runner(system, retriever) for system in systems}
-        on_settings = indexed.settings
-        off_settings = on_settings.replace(coverage_weight=0.0)
-        ranks = {(s, v): [] for s in systems for v in VARIANTS}
-        ms = {(s, v): [] for s in systems for v in VARIANTS}
-        grid = {s: [] for s in systems}
+        grid: dict[str, list[dict]] = {s: [] for s in systems}
+
+        def reorder_grid(system, variant, query, result, heard, ranks=grid,
+                         recorder=retriever) -> None:
+            if not variant:  # the fused order, reordered every way
+                ranks[system].append(grid_ranks(result.hits, recorder.readings,
+                                                set(query.relevant), weights, depths, gates))
+
         try:
-            for i, query in enumerate(tqdm(queries, desc=bench.name, unit="q")):
-                audio = decode_audio(query.audio)
-                for system in systems:
-                    for variant in VARIANTS if i % 2 else VARIANTS[::-1]:
-                        indexed.settings = on_settings if variant else off_settings
-                        started = time.perf_counter()
-                        result, _ = run[system](audio, query.text)
-                        ms[system, variant].append((time.perf_counter() - started) * 1e3)
-                        ranks[system, variant].append(reciprocal_rank(
-                            ranked_documents(result), set(query.relevant), 10))
-                        if not variant:
-                            grid[system].append(grid_ranks(
-                                result.hits, retriever.readings, set(query.relevant),
-                                weights, depths, gates))
+            runs = run_paired(retriever, systems, queries, bench.name,
+                              indexed.settings.replace(coverage_weight=0.0), indexed.settings,
+                              reorder_grid)
         finally:
             indexed.close()
-        kinds = [q.kind for q in queries]
         for system in systems:
-            off, on = (np.array(ranks[system, v]) for v in VARIANTS)
-            diff = on - off
-            rows.append({
-                "benchmark": bench.name, "system": system, "n_queries": len(diff),
-                "settings": {"weight": settings.coverage_weight,
-                             "depth": settings.coverage_depth,
-                             "max_words": settings.coverage_max_words},
-                "mrr@10_without": round(float(off.mean()), 4),
-                "mrr@10_with": round(float(on.mean()), 4),
-                "difference": round(float(diff.mean()), 4), "difference_se": se(diff),
-                "difference_by_kind": {k: round(float(diff[[q == k for q in kinds]].mean()), 4)
-                                       for k in sorted({k for k in kinds if k})},
-                "p50_ms_without": round(float(np.median(ms[system, False])), 1),
-                "p50_ms_with": round(float(np.median(ms[system, True])), 1),
+            rows.append(paired_summary(bench.name, system, queries, runs) | {
+                "settings": dict(zip(("weight", "depth", "max_words"), chosen, strict=True)),
                 "grid": [{"weight": w, "depth": d, "max_words": g,
-                          "mrr@10": round(float(np.mean([r[w, d, g] for r in grid[system]])), 4)}
-                         for w, d, g in itertools.product(weights, depths, gates)],
-            })
+                          "mrr@10": round(float(np.mean([r[w, d, g] for r in grid[system]])),
+                                          4)}
+                         for w, d, g in itertools.product(weights, depths, gates)]})
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "grid"}), flush=True)
-    print("| benchmark | system | without | with | difference (SE) | by kind "
-          "| p50 without / with |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        by_kind = ", ".join(f"{k} {v:+.3f}" for k, v in r["difference_by_kind"].items())
-        print(f"| {r['benchmark']} | {r['system']} | {r['mrr@10_without']:.4f} | "
-              f"{r['mrr@10_with']:.4f} | {r['difference']:+.4f} ({r['difference_se']:.4f}) | "
-              f"{by_kind} | {r['p50_ms_without']} / {r['p50_ms_with']} ms |")
+    print_paired_table(rows)
     print("\n| benchmark | system | best (weight, depth, max words) | MRR@10 | at the settings |")
     print("|---|---|---|---|---|")
     for r in rows:
         best = max(r["grid"], key=lambda g: g["mrr@10"])
-        current = next((g["mrr@10"] for g in r["grid"] if (g["weight"], g["depth"], g[
-            "max_words"]) == tuple(r["settings"].values())), None)
+        current = next((f"{g['mrr@10']:.4f}" for g in r["grid"]
+                        if (g["weight"], g["depth"], g["max_words"]) == chosen), "not in grid")
         print(f"| {r['benchmark']} | {r['system']} | {best['weight']}, {best['depth']}, "
               f"{best['max_words']} | {best['mrr@10']:.4f} | {current} |")
     if args.out:

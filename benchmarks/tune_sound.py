@@ -16,44 +16,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from paired import PairedRuns, paired_summary, print_paired_table, run_paired, standard_error
 
-from assistant.audio import decode_audio
-from assistant.bench_format import load_benchmark
-from assistant.evaluate import open_index, ranked_documents, system_runner
-from assistant.metrics import reciprocal_rank
+from assistant.bench_format import Query, load_benchmark
+from assistant.evaluate import open_index
 from assistant.retrieval import Retriever
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 
-VARIANTS = (False, True)  # sound leg off, on
 
-
-def summary(bench: str, system: str, kinds: list[str | None], heard_words: list[int],
-            off: np.ndarray, on: np.ndarray, gates: list[int]) -> dict:
-    """One system's paired comparison, and for each gate G the MRR@10 if only questions
-    heard as at most G words searched by sound (each query's two searches are independent,
-    so a gate just picks one of them per query)."""
-    diff, words = on - off, np.array(heard_words)
-    se = lambda d: round(float(d.std(ddof=1) / np.sqrt(len(d))), 4)  # noqa: E731
+def gates_summary(system: str, heard_words: list[int], runs: PairedRuns, queries: list[Query],
+                  gates: list[int]) -> dict:
+    """For each gate G the MRR@10 if only questions heard as at most G words searched by
+    sound (each query's two searches are independent, so a gate just picks one of them per
+    query), and the median length of each kind of question."""
+    off, on = (np.array(runs.ranks[system, v]) for v in (False, True))
+    words, kinds = np.array(heard_words), [q.kind for q in queries]
     gated = {g: np.where(words <= g, on, off) for g in gates}
     return {
-        "benchmark": bench, "system": system, "n_queries": len(diff),
-        "mrr@10_without": round(float(off.mean()), 4),
-        "mrr@10_with": round(float(on.mean()), 4),
-        "difference": round(float(diff.mean()), 4), "difference_se": se(diff),
-        "difference_by_kind": {k: round(float(diff[[q == k for q in kinds]].mean()), 4)
-                               for k in sorted({k for k in kinds if k})},
         "median_words_by_kind": {k: float(np.median(words[[q == k for q in kinds]]))
                                  for k in sorted({k for k in kinds if k})},
         "gates": [{"max_words": g, "share": round(float(np.mean(words <= g)), 2),
                    "mrr@10": round(float(gated[g].mean()), 4),
                    "difference": round(float((gated[g] - off).mean()), 4),
-                   "difference_se": se(gated[g] - off)} for g in gates],
+                   "difference_se": standard_error(gated[g] - off)} for g in gates],
     }
 
 
@@ -74,42 +63,23 @@ def main() -> None:
         bench = load_benchmark(path)
         queries = bench.queries[: args.limit or None]
         indexed, _ = open_index(bench, runtime)
-        retriever = Retriever(indexed)
-        run = {system: system_runner(system, retriever) for system in systems}
-        on_settings, off_settings = indexed.settings, indexed.settings.replace(sound_keys=False)
-        ranks = {(s, v): [] for s in systems for v in VARIANTS}
-        ms = {(s, v): [] for s in systems for v in VARIANTS}
-        heard_words = {s: [] for s in systems}  # words of the question as heard (1-best)
+        heard_words: dict[str, list[int]] = {s: [] for s in systems}  # of the 1-best
+
+        def count_words(system, variant, query, result, heard, counts=heard_words) -> None:
+            if variant:  # once per query; the transcript system hears the typed text
+                counts[system].append(len((query.text if heard is None else heard).split()))
+
         try:
-            for i, query in enumerate(tqdm(queries, desc=bench.name, unit="q")):
-                audio = decode_audio(query.audio)
-                for system in systems:
-                    for variant in VARIANTS if i % 2 else VARIANTS[::-1]:
-                        indexed.settings = on_settings if variant else off_settings
-                        started = time.perf_counter()
-                        result, heard = run[system](audio, query.text)
-                        ms[system, variant].append((time.perf_counter() - started) * 1e3)
-                        ranks[system, variant].append(reciprocal_rank(
-                            ranked_documents(result), set(query.relevant), 10))
-                    typed = heard is None  # the transcript system hears the typed text
-                    heard_words[system].append(len((query.text if typed else heard).split()))
+            runs = run_paired(Retriever(indexed), systems, queries, bench.name,
+                              indexed.settings.replace(sound_keys=False), indexed.settings,
+                              count_words)
         finally:
             indexed.close()
         for system in systems:
-            off, on = (np.array(ranks[system, v]) for v in VARIANTS)
-            rows.append(summary(bench.name, system, [q.kind for q in queries],
-                                heard_words[system], off, on, gates)
-                        | {"p50_ms_without": round(float(np.median(ms[system, False])), 1),
-                           "p50_ms_with": round(float(np.median(ms[system, True])), 1)})
+            rows.append(paired_summary(bench.name, system, queries, runs)
+                        | gates_summary(system, heard_words[system], runs, queries, gates))
             print(rows[-1], flush=True)
-    print("| benchmark | system | without | with | difference (SE) | by kind "
-          "| p50 without / with |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        kinds = ", ".join(f"{k} {v:+.3f}" for k, v in r["difference_by_kind"].items())
-        print(f"| {r['benchmark']} | {r['system']} | {r['mrr@10_without']:.4f} | "
-              f"{r['mrr@10_with']:.4f} | {r['difference']:+.4f} ({r['difference_se']:.4f}) | "
-              f"{kinds} | {r['p50_ms_without']} / {r['p50_ms_with']} ms |")
+    print_paired_table(rows)
     print("\n| benchmark | system | " + " | ".join(f"<= {g} words" for g in gates) + " |")
     print("|---|---|" + "---|" * len(gates))
     for r in rows:
