@@ -23,7 +23,7 @@ from itertools import pairwise
 
 import jellyfish
 
-from assistant.sparse import words_of
+from assistant.sparse import word_grams, words_of
 from assistant.store.base import Hit
 
 # Words that say nothing about which passage is meant (a question's frame).
@@ -31,18 +31,12 @@ STOP_WORDS = frozenset(
     "a an and are as at be by for from how in into is it its of on or than that the then "
     "this to was were what when where which who whom whose with".split())
 SOUND_MATCH = 0.8  # a different spelling of the same sounds: most likely the word, not sure
-MIN_STEM = 5  # words this long that agree but for their last letter are one word's inflections
+MIN_STEM = 5  # shorter words are not matched as inflections (``inflection``)
 
 
 def content_words(text: str) -> list[str]:
     """The words of a reading that can tell passages apart (no stop words, three letters up)."""
     return [w for w in words_of(text) if len(w) > 2 and w not in STOP_WORDS]
-
-
-def word_grams(word: str) -> set[str]:
-    """A word's character 4-grams with its edges marked, as ``sparse.char_grams`` makes them."""
-    padded = f" {word} "
-    return {padded[i : i + 4] for i in range(len(padded) - 3)}
 
 
 def inflection(word: str, other: str) -> bool:
@@ -97,7 +91,7 @@ def coverage(texts: Sequence[str], weights: Sequence[float], passage: str) -> fl
     words, total = passage_words(passage), 0.0
     matches: dict[str, float] = {}  # readings of one question share most words
     for text, weight in zip(texts, weights, strict=True):
-        wanted = content_words(text)
+        wanted = content_words(text) if weight else []  # e.g. the hybrid's spelling at 0
         if wanted:
             for w in wanted:
                 if w not in matches:

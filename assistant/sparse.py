@@ -84,6 +84,13 @@ def char_grams(text: str, sizes: Sequence[int] = GRAM_SIZES) -> Counter[str]:
     return Counter(padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1))
 
 
+def word_grams(word: str, sizes: Sequence[int] = GRAM_SIZES) -> set[str]:
+    """One word's distinct grams, as ``char_grams`` makes them; a shortcut for matching many
+    single words (``coverage``) without the tokenizing and counting."""
+    padded = f" {word} "
+    return {padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1)}
+
+
 def sound_keys(text: str) -> Counter[str]:
     """Each word's Metaphone key (how it sounds: "oregon" and "organ" are both ORKN), and
     the n-grams of all keys run together, so a name heard as two words ("mozam beak") still

@@ -14,6 +14,7 @@ from assistant.sparse import (
     char_grams,
     gram_id,
     sound_keys,
+    word_grams,
 )
 
 
@@ -24,6 +25,9 @@ def test_grams_mark_word_edges_and_ignore_case_and_punctuation():
     assert char_grams("jonny cash") == grams
     assert all(len(g) == 4 for g in grams)
     assert not char_grams("  ?! ")
+    # the one-word shortcut coverage uses makes the same grams
+    assert word_grams("cash") == set(char_grams("cash"))
+    assert word_grams("jonnycash") == set(char_grams("jonnycash"))
 
 
 def test_gram_ids_are_the_same_in_another_process():
