@@ -98,6 +98,26 @@ class SpeechSegmenter:
         """Stream time of the audio pushed so far, in whole frames."""
         return self._frame_index * self.config.frame_ms / 1000
 
+    @property
+    def settled_at(self) -> tuple[float, float] | None:
+        """(start, speech end) of the open segment once ``padding_ms`` of silence has followed
+        its last voiced frame, else None: from then on its audio is final unless the user
+        speaks again (a cheap check before ``settled``)."""
+        if not self._current or self._silent_run < self._pad_frames:
+            return None
+        ms = self.config.frame_ms
+        voiced_end = self._current_start + len(self._current) - self._silent_run
+        return self._current_start * ms / 1000, voiced_end * ms / 1000
+
+    def settled(self) -> SpeechSegment | None:
+        """The open segment exactly as it will close if no more speech comes (``settled_at``),
+        so the voice loop can recognise and search it while the endpoint's longer silence
+        runs; None before that, or if it holds too little speech to become a segment."""
+        if self.settled_at is None:
+            return None
+        keep = len(self._current) - self._silent_run + self._pad_frames
+        return self._segment(self._current[:keep], self._current_start)
+
     def push(self, samples: np.ndarray) -> list[SpeechSegment]:
         """Feed float32 16 kHz mono samples; return the segments that closed."""
         data = np.concatenate([self._leftover, np.asarray(samples, np.float32)])
@@ -147,9 +167,13 @@ class SpeechSegmenter:
 
     def _close(self, keep: int) -> SpeechSegment | None:
         frames = self._current[:keep] if self._current else []
-        start = self._current_start
         self._current = None
         self._silent_run = 0
+        return self._segment(frames, self._current_start)
+
+    def _segment(self, frames: list[tuple[np.ndarray, bool]], start: int
+                 ) -> SpeechSegment | None:
+        """``frames`` from frame ``start`` as a segment, unless they hold too little speech."""
         voiced = sum(v for _, v in frames)
         if not frames or voiced < self._min_voiced:
             return None

@@ -68,3 +68,41 @@ def test_pitch_tells_speech_from_coughs_and_noise(speak):
     assert periodic_ms(cough()) == 0
     noise = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
     assert periodic_ms(noise) == 0
+
+
+def _blocks(audio: np.ndarray, ms: int = 30) -> list[np.ndarray]:
+    n = SAMPLE_RATE * ms // 1000
+    return [audio[i:i + n] for i in range(0, audio.size, n)]
+
+
+def test_a_settled_segment_is_the_one_that_closes(speak):
+    """Once the padding's worth of silence follows the speech, ``settled`` is exactly the
+    segment the endpoint closes later (the voice loop retrieves it in between)."""
+    speech = speak("Who built the first working transistor?")
+    segmenter = SpeechSegmenter(VadConfig())
+    settled, closed, settled_ms = None, [], None
+    for i, block in enumerate(_blocks(np.concatenate([silence(0.5), speech, silence(1.0)]))):
+        closed += segmenter.push(block)
+        if settled is None and segmenter.settled_at is not None:
+            settled, settled_ms = segmenter.settled(), (i + 1) * 30
+            assert not closed and segmenter.in_speech  # before the endpoint
+    assert len(closed) == 1 and settled is not None
+    assert (settled.start, settled.end, settled.speech_end) == (
+        closed[0].start, closed[0].end, closed[0].speech_end)
+    assert np.array_equal(settled.audio, closed[0].audio)
+    # settled 300 ms (the padding) after the last voiced frame, not 600 ms (the endpoint)
+    assert abs(settled_ms / 1000 - closed[0].speech_end - 0.3) < 0.031
+
+
+def test_speech_after_a_short_pause_unsettles_the_segment(speak):
+    first, second = speak("The first part of it,"), speak("and then the second part.")
+    audio = np.concatenate([silence(0.5), first, silence(0.45), second, silence(1.0)])
+    segmenter = SpeechSegmenter(VadConfig())
+    seen, closed = [], []
+    for block in _blocks(audio):
+        closed += segmenter.push(block)
+        if segmenter.settled_at is not None and segmenter.settled_at not in seen:
+            seen.append(segmenter.settled_at)
+    assert len(closed) == 1 and len(seen) == 2  # settled after each part; one turn
+    assert seen[0][0] == seen[1][0] == closed[0].start
+    assert seen[0][1] < seen[1][1] == closed[0].speech_end
