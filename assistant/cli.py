@@ -460,7 +460,8 @@ def _talk_loop(runtime, args, screen):
     player = DevicePlayer(_device(args.output_device)) if audible else VirtualPlayer(clock)
     options = TalkOptions(barge_in_ms=settings.barge_in_ms, echo_gate=live and audible,
                           echo_margin_db=settings.echo_margin_db, half_duplex=args.half_duplex,
-                          max_turn_s=settings.talk_max_turn_s)
+                          max_turn_s=settings.talk_max_turn_s,
+                          speculate=settings.talk_speculate)
     engine = open_speech_engine(settings) if args.speak else None
     runtime.warm_up()  # load every model now, not in the first turn
     loop = TalkLoop(Answerer(runtime), player, clock, screen, engine,

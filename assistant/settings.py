@@ -186,6 +186,9 @@ class Settings:
 
     # Voice loop (`s2r talk`): turns end after vad_end_silence_ms; speech output engine.
     talk_max_turn_s: float = 30.0
+    # Retrieve a turn as soon as vad_padding_ms of silence settles its audio, during the rest
+    # of vad_end_silence_ms: the sources are ready when the turn ends (benchmarks/results/talk.md).
+    talk_speculate: bool = True
     barge_in_ms: int = 240  # voiced user speech that interrupts a spoken answer
     echo_margin_db: float = 10.0  # with a speaker: user speech must be this much louder
     tts_engine: str = "espeak-ng"  # espeak-ng, openai (an /v1/audio/speech endpoint) or piper

@@ -1,13 +1,18 @@
 """``s2r talk``: the voice loop.  Listen, endpoint the turn, retrieve, answer, speak; stop at
 once when the user talks over the answer.
 
-Threads: the caller's thread reads audio and runs the VAD (cheap, never blocks); each turn is
+Threads: the caller's thread reads audio and runs the VAD (cheap; it waits only for a dropped
+early retrieval to end, so that retrievals run one at a time); each turn is
 answered on a worker thread (S2R retrieval, then the streamed model answer, sentence by
 sentence into speech); the player plays on its own.  Everything is timed on one clock that
 starts with the input, so input seconds and event times compare directly.
 
 Turn-taking:
 
+- a turn's retrieval starts before its end: once ``vad_padding_ms`` of silence has followed
+  the speech, the audio the turn will hold is final unless the user speaks again, so it is
+  retrieved on a thread of its own while the endpoint waits out the rest of its silence
+  (``Speculation``; ``talk_speculate``).  If the user goes on, that result is dropped;
 - a turn ends after ``vad_end_silence_ms`` of silence (or at ``talk_max_turn_s``); bursts with
   less than ``vad_min_speech_ms`` of voiced audio, or with no pitch (coughs, knocks, clicks:
   WebRTC VAD calls some of them speech), never become turns;
@@ -98,6 +103,39 @@ class TurnRecord:
     # interrupted turn also barge_in_stop (ms from the interrupting speech to silence)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    speculative: bool = False  # its retrieval ran during the endpoint's silence
+
+
+class Speculation:
+    """A retrieval started on a settled segment (``SpeechSegmenter.settled``) during the
+    endpoint's trailing silence; the turn that closes with the same audio takes its result."""
+
+    def __init__(self, segment: SpeechSegment, prepare: Callable[[SpeechSegment], Prepared]
+                 ) -> None:
+        self.segment = segment
+        self._prepare = prepare
+        self._prepared: Prepared | None = None
+        self._error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name="s2r-speculate")
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._prepared = self._prepare(self.segment)
+        except Exception as exc:  # raised again in the turn that takes the result
+            self._error = exc
+
+    def fits(self, segment: SpeechSegment) -> bool:
+        """Whether ``segment`` is the audio this retrieval heard (no speech came since)."""
+        return (segment.start, segment.speech_end, len(segment.audio)) == (
+            self.segment.start, self.segment.speech_end, len(self.segment.audio))
+
+    def result(self) -> Prepared:
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._prepared is not None
+        return self._prepared
 
 
 class Turn:
@@ -110,6 +148,8 @@ class Turn:
         self.chat: ChatClient | None = None
         self.sources: list[Hit] = []
         self.worker: threading.Thread | None = None
+        self.speculation: Speculation | None = None  # its retrieval, started before the endpoint
+        self.stale: Speculation | None = None  # one for other audio, to finish first
 
     def stamp(self, name: str, now: float) -> None:
         self.record.timings.setdefault(name, round((now - self.segment.speech_end) * 1e3, 1))
@@ -126,6 +166,7 @@ class TalkOptions:
     echo_margin_db: float = 10.0
     half_duplex: bool = False  # ignore the microphone entirely while the assistant speaks
     max_turn_s: float = 30.0
+    speculate: bool = True  # retrieve once the audio is settled, before the endpoint
 
 
 class TalkLoop:
@@ -144,6 +185,7 @@ class TalkLoop:
         self._last: Turn | None = None  # the latest turn (for barge-in and /sources)
         self._quit = threading.Event()
         self._pitched_ms = 0
+        self._speculation: Speculation | None = None
         settings = answerer.runtime.settings
         vad = VadConfig.from_settings(settings)
         self.segmenter = SpeechSegmenter(
@@ -174,6 +216,9 @@ class TalkLoop:
         self._quit.set()
 
     def reset(self) -> None:
+        if self._speculation is not None:  # its prompt holds the history being cleared
+            self._speculation.thread.join()
+            self._speculation = None
         self.answerer.conversation.clear()
 
     def last_sources(self) -> list[Hit]:
@@ -196,7 +241,25 @@ class TalkLoop:
         for segment in closed:
             if periodic_ms(segment.audio) >= MIN_PITCHED_MS:
                 self._start_turn(segment, now)
+        self._speculate()
         self._flush_log()
+
+    def _speculate(self) -> None:
+        """Start retrieving the open segment as soon as its audio is settled, while no turn
+        is being answered (whose conversation could still change the prompt)."""
+        settled = self.segmenter.settled_at if self.options.speculate else None
+        current = self._speculation
+        if settled is None or self._active() is not None or (
+                current is not None
+                and settled == (current.segment.start, current.segment.speech_end)):
+            return
+        if current is not None:
+            current.thread.join()  # stale (the user spoke again): one retrieval at a time
+        segment = self.segmenter.settled()
+        self._speculation = Speculation(segment, self._prepare) if segment else None
+
+    def _prepare(self, segment: SpeechSegment) -> Prepared:
+        return self.answerer.prepare(Question(audio=segment.audio))
 
     def _active(self) -> Turn | None:
         """The latest turn while it is still being answered or spoken."""
@@ -232,6 +295,11 @@ class TalkLoop:
         if previous is not None and not previous.cancel.is_set():
             self._barge_in(previous, segment.start)  # a turn the barge-in check missed
         turn = Turn(segment, now)
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and speculation.fits(segment):
+            turn.speculation = speculation
+        else:
+            turn.stale = speculation
         turn.worker = threading.Thread(target=self._answer, args=(turn,), daemon=True,
                                        name="s2r-turn")
         self._turns.append(turn)
@@ -267,12 +335,20 @@ class TalkLoop:
         for turn in self._turns:
             if turn.worker is not None:
                 turn.worker.join(10)
+        if self._speculation is not None:
+            self._speculation.thread.join(10)
 
     # --- worker thread, one per turn ------------------------------------------------------
     def _answer(self, turn: Turn) -> None:
         started = time.perf_counter()
         try:
-            prepared = self.answerer.prepare(Question(audio=turn.segment.audio))
+            if turn.stale is not None:
+                turn.stale.thread.join()
+            if turn.speculation is not None:
+                prepared = turn.speculation.result()
+                turn.record.speculative = True
+            else:
+                prepared = self._prepare(turn.segment)
             self._show_sources(turn, prepared)
             if turn.cancel.is_set():
                 return

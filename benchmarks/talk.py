@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock,
                     RichScreen(Console(file=io.StringIO())), EspeakEngine(),
                     options=TalkOptions(barge_in_ms=settings.barge_in_ms,
-                                        max_turn_s=settings.talk_max_turn_s))
+                                        max_turn_s=settings.talk_max_turn_s,
+                                        speculate=settings.talk_speculate))
     records = loop.run(FileInput(str(wav), clock).blocks())
     runtime.close()
     base.close()
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          "p95": round(float(np.percentile(values, 95)), 1)}
     return {"benchmark": str(bench.root), "questions": len(queries), "turns": len(rows),
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
+            "speculate": settings.talk_speculate,
+            "speculative": sum(r["speculative"] for r in rows),
             "model": model,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv]),
@@ -87,7 +90,9 @@ def markdown(result: dict[str, Any]) -> str:
     s = result["stages_ms"]
     lines = [f"{result['questions']} spoken questions from `{result['benchmark']}` as one "
              f"conversation ({result['pause_s']:g} s pauses), {result['turns']} turns detected, "
-             f"{result['interrupted']} interrupted; {result['machine']}", "",
+             f"{result['interrupted']} interrupted, {result['speculative']} retrieved before "
+             f"the endpoint (`S2R_TALK_SPECULATE={str(result['speculate']).lower()}`); "
+             f"{result['machine']}", "",
              "| ms from end of speech | p50 | p95 | turns |", "|---|---|---|---|"]
     names = {"endpoint": "endpoint decision", "sources": "sources shown",
              "first_token": "first answer token", "first_audio": "first audio out",

@@ -147,3 +147,69 @@ def test_talk_reads_a_recording_from_standard_input(speak, tmp_path):
     (record,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert record["sources"][0]["title"] == "The transistor"
     assert "Bardeen" in record["answer"] and not record["interrupted"]
+
+
+class _Screen:
+    """What the loop shows, kept for the assertions."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+
+    def heard(self, transcript: str) -> None:
+        self.shown.append(transcript)
+
+    def sources(self, hits) -> None: ...
+
+    def delta(self, text: str) -> None: ...
+
+    def answer_done(self, answer, interrupted: bool) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+def _turns(runtime, audio: np.ndarray, speculate: bool):
+    """The loop's turns over ``audio``, and the length in seconds of each clip retrieved."""
+    from assistant.answering import Answerer
+
+    clock = SessionClock()
+    loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock, _Screen(),
+                    options=TalkOptions(speculate=speculate))
+    retrieved, prepare = [], loop._prepare
+
+    def recorded(segment):
+        retrieved.append(round(len(segment.audio) / SAMPLE_RATE, 2))
+        return prepare(segment)
+
+    loop._prepare = recorded
+    n = SAMPLE_RATE * 30 // 1000
+    return loop.run(audio[i:i + n] for i in range(0, audio.size, n)), retrieved
+
+
+def test_a_turn_is_retrieved_before_its_endpoint(answer_runtime, speak):
+    """With speculation the turn takes the retrieval started on its settled audio: the same
+    transcript and sources as retrieving after the endpoint."""
+    audio = np.concatenate([silence(0.5), speak("How do honeybees tell others where food is?"),
+                            silence(1.5)])
+    (early,), retrieved_early = _turns(answer_runtime, audio, speculate=True)
+    (late,), retrieved_late = _turns(answer_runtime, audio, speculate=False)
+    assert early.speculative and not late.speculative
+    assert retrieved_early == retrieved_late  # once each, the same audio
+    assert early.error is None and "food" in early.transcript.lower()
+    assert early.transcript == late.transcript and early.sources == late.sources
+    assert early.sources[0]["source"].endswith("honeybees.md")
+
+
+def test_speech_after_a_pause_drops_the_early_retrieval(answer_runtime, speak):
+    """A pause longer than the padding but shorter than the endpoint settles the first part;
+    when the user goes on, the turn is the whole question, retrieved again."""
+    # espeak-ng ends "How do honeybees" with 0.35 s of silence: 0.45 s of pause in all
+    audio = np.concatenate([silence(0.5), speak("How do honeybees"), silence(0.1),
+                            speak("tell others where food is?"), silence(1.5)])
+    (turn,), retrieved = _turns(answer_runtime, audio, speculate=True)
+    # the first part alone, then the whole question, whose retrieval the turn took
+    assert len(retrieved) == 2 and retrieved[0] < retrieved[1], retrieved
+    assert turn.speculative and turn.error is None
+    padding = answer_runtime.settings.vad_padding_ms / 1000  # kept after the speech's end
+    assert abs(retrieved[1] - (turn.end + padding - turn.start)) < 0.04
+    assert "food" in turn.transcript.lower(), turn.transcript
+    assert turn.sources[0]["source"].endswith("honeybees.md")
