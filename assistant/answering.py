@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -19,7 +19,7 @@ from assistant.context import AudioPart, build_messages, cited_numbers, fit_budg
 from assistant.conversation import Conversation
 from assistant.extractive import extractive_answer
 from assistant.generator import ChatClient, LLMError, Message
-from assistant.retrieval import Retriever
+from assistant.retrieval import Retriever, SearchResult
 from assistant.runtime import Runtime
 from assistant.store.base import Hit
 
@@ -73,28 +73,34 @@ class Answerer:
             runtime.settings.history_turns, runtime.settings.history_tokens)
         self._chat: ChatClient | None = None
 
-    def prepare(self, question: Question, history: Sequence[Message] | None = None,
-                top_k: int | None = None) -> Prepared:
-        """Retrieve and build the messages; ``history`` overrides the conversation's."""
-        settings = self.runtime.settings
-        top_k = top_k or settings.answer_top_k
+    def retrieve(self, question: Question, top_k: int | None = None) -> SearchResult:
+        """The question's ranked hits (and, spoken, its transcript): the first step of
+        ``prepare``, on its own so the voice loop can run it before a turn has ended."""
+        top_k = top_k or self.runtime.settings.answer_top_k
         t0 = time.perf_counter()
         if question.audio is not None:
             result = self.retriever.search_spoken(question.audio, top_k)
             if not result.transcript:
                 raise QuestionError("no speech was recognised in the spoken question")
-            text = result.transcript
         else:
             result = self.retriever.search_text(question.text, top_k)
-            text = question.text.strip()
+        return replace(result, timings_ms={**result.timings_ms,
+                                           "retrieve": (time.perf_counter() - t0) * 1e3})
+
+    def prepare(self, question: Question, history: Sequence[Message] | None = None,
+                top_k: int | None = None, retrieved: SearchResult | None = None) -> Prepared:
+        """Retrieve (unless ``retrieved`` holds ``retrieve``'s result for this question) and
+        build the messages; ``history`` overrides the conversation's."""
+        settings = self.runtime.settings
+        result = retrieved if retrieved is not None else self.retrieve(question, top_k)
+        text = result.transcript if question.audio is not None else question.text.strip()
         sources = fit_budget(result.hits, settings.context_tokens)
         audio = (AudioPart(question.audio)
                  if settings.llm_send_audio and question.audio is not None else None)
         messages = build_messages(text, sources,
                                   self.conversation.messages() if history is None else history,
                                   audio)
-        timings = {**result.timings_ms, "retrieve": (time.perf_counter() - t0) * 1e3}
-        return Prepared(text, result.transcript, sources, messages, timings)
+        return Prepared(text, result.transcript, sources, messages, dict(result.timings_ms))
 
     def answer(self, question: Question, on_delta: Callable[[str], None] | None = None,
                on_prepared: Callable[[Prepared], None] | None = None,

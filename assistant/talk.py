@@ -1,8 +1,7 @@
 """``s2r talk``: the voice loop.  Listen, endpoint the turn, retrieve, answer, speak; stop at
 once when the user talks over the answer.
 
-Threads: the caller's thread reads audio and runs the VAD (cheap; it waits only for a dropped
-early retrieval to end, so that retrievals run one at a time); each turn is
+Threads: the caller's thread reads audio and runs the VAD (cheap, never blocks); each turn is
 answered on a worker thread (S2R retrieval, then the streamed model answer, sentence by
 sentence into speech); the player plays on its own.  Everything is timed on one clock that
 starts with the input, so input seconds and event times compare directly.
@@ -12,7 +11,9 @@ Turn-taking:
 - a turn's retrieval starts before its end: once ``vad_padding_ms`` of silence has followed
   the speech, the audio the turn will hold is final unless the user speaks again, so it is
   retrieved on a thread of its own while the endpoint waits out the rest of its silence
-  (``Speculation``; ``talk_speculate``).  If the user goes on, that result is dropped;
+  (``Speculation``; ``talk_speculate``).  If the user goes on, that result is dropped.  The
+  prompt is built when the turn starts, with the conversation as it is then, and retrievals
+  run one at a time;
 - a turn ends after ``vad_end_silence_ms`` of silence (or at ``talk_max_turn_s``); bursts with
   less than ``vad_min_speech_ms`` of voiced audio, or with no pitch (coughs, knocks, clicks:
   WebRTC VAD calls some of them speech), never become turns;
@@ -42,6 +43,7 @@ import numpy as np
 from assistant.answering import Answer, Answerer, Prepared, Question, QuestionError
 from assistant.audio import SAMPLE_RATE
 from assistant.generator import ChatClient
+from assistant.retrieval import SearchResult
 from assistant.speech_out import Player, SpeechEngine, rms, speakable
 from assistant.store.base import Hit
 from assistant.vad import (
@@ -110,32 +112,38 @@ class Speculation:
     """A retrieval started on a settled segment (``SpeechSegmenter.settled``) during the
     endpoint's trailing silence; the turn that closes with the same audio takes its result."""
 
-    def __init__(self, segment: SpeechSegment, prepare: Callable[[SpeechSegment], Prepared]
+    def __init__(self, segment: SpeechSegment,
+                 retrieve: Callable[[SpeechSegment], SearchResult], one_at_a_time: threading.Lock
                  ) -> None:
         self.segment = segment
-        self._prepare = prepare
-        self._prepared: Prepared | None = None
+        self.dropped = threading.Event()  # the user spoke again: not needed any more
+        self._retrieve = retrieve
+        self._lock = one_at_a_time
+        self._retrieved: SearchResult | None = None
         self._error: Exception | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="s2r-speculate")
         self.thread.start()
 
     def _run(self) -> None:
-        try:
-            self._prepared = self._prepare(self.segment)
-        except Exception as exc:  # raised again in the turn that takes the result
-            self._error = exc
+        with self._lock:
+            if self.dropped.is_set():  # dropped while an earlier retrieval ran
+                return
+            try:
+                self._retrieved = self._retrieve(self.segment)
+            except Exception as exc:  # raised again in the turn that takes the result
+                self._error = exc
 
     def fits(self, segment: SpeechSegment) -> bool:
         """Whether ``segment`` is the audio this retrieval heard (no speech came since)."""
         return (segment.start, segment.speech_end, len(segment.audio)) == (
             self.segment.start, self.segment.speech_end, len(self.segment.audio))
 
-    def result(self) -> Prepared:
+    def result(self) -> SearchResult:
         self.thread.join()
         if self._error is not None:
             raise self._error
-        assert self._prepared is not None
-        return self._prepared
+        assert self._retrieved is not None
+        return self._retrieved
 
 
 class Turn:
@@ -149,7 +157,6 @@ class Turn:
         self.sources: list[Hit] = []
         self.worker: threading.Thread | None = None
         self.speculation: Speculation | None = None  # its retrieval, started before the endpoint
-        self.stale: Speculation | None = None  # one for other audio, to finish first
 
     def stamp(self, name: str, now: float) -> None:
         self.record.timings.setdefault(name, round((now - self.segment.speech_end) * 1e3, 1))
@@ -186,6 +193,7 @@ class TalkLoop:
         self._quit = threading.Event()
         self._pitched_ms = 0
         self._speculation: Speculation | None = None
+        self._retrieval = threading.Lock()  # one retrieval at a time (turns and speculations)
         settings = answerer.runtime.settings
         vad = VadConfig.from_settings(settings)
         self.segmenter = SpeechSegmenter(
@@ -216,9 +224,6 @@ class TalkLoop:
         self._quit.set()
 
     def reset(self) -> None:
-        if self._speculation is not None:  # its prompt holds the history being cleared
-            self._speculation.thread.join()
-            self._speculation = None
         self.answerer.conversation.clear()
 
     def last_sources(self) -> list[Hit]:
@@ -245,21 +250,26 @@ class TalkLoop:
         self._flush_log()
 
     def _speculate(self) -> None:
-        """Start retrieving the open segment as soon as its audio is settled, while no turn
-        is being answered (whose conversation could still change the prompt)."""
+        """Start retrieving the open segment as soon as its audio is settled.  One for
+        earlier audio (the user spoke again) is dropped: skipped if it has not started yet,
+        else finished unused."""
         settled = self.segmenter.settled_at if self.options.speculate else None
         current = self._speculation
-        if settled is None or self._active() is not None or (
-                current is not None
-                and settled == (current.segment.start, current.segment.speech_end)):
+        if settled is None or (current is not None and settled == (
+                current.segment.start, current.segment.speech_end)):
             return
         if current is not None:
-            current.thread.join()  # stale (the user spoke again): one retrieval at a time
+            current.dropped.set()
         segment = self.segmenter.settled()
-        self._speculation = Speculation(segment, self._prepare) if segment else None
+        self._speculation = Speculation(segment, self._retrieve_now, self._retrieval) \
+            if segment else None
 
-    def _prepare(self, segment: SpeechSegment) -> Prepared:
-        return self.answerer.prepare(Question(audio=segment.audio))
+    def _retrieve(self, segment: SpeechSegment) -> SearchResult:
+        with self._retrieval:
+            return self._retrieve_now(segment)
+
+    def _retrieve_now(self, segment: SpeechSegment) -> SearchResult:
+        return self.answerer.retrieve(Question(audio=segment.audio))
 
     def _active(self) -> Turn | None:
         """The latest turn while it is still being answered or spoken."""
@@ -298,8 +308,8 @@ class TalkLoop:
         speculation, self._speculation = self._speculation, None
         if speculation is not None and speculation.fits(segment):
             turn.speculation = speculation
-        else:
-            turn.stale = speculation
+        elif speculation is not None:
+            speculation.dropped.set()
         turn.worker = threading.Thread(target=self._answer, args=(turn,), daemon=True,
                                        name="s2r-turn")
         self._turns.append(turn)
@@ -342,13 +352,13 @@ class TalkLoop:
     def _answer(self, turn: Turn) -> None:
         started = time.perf_counter()
         try:
-            if turn.stale is not None:
-                turn.stale.thread.join()
+            question = Question(audio=turn.segment.audio)
             if turn.speculation is not None:
-                prepared = turn.speculation.result()
+                retrieved = turn.speculation.result()
                 turn.record.speculative = True
             else:
-                prepared = self._prepare(turn.segment)
+                retrieved = self._retrieve(turn.segment)
+            prepared = self.answerer.prepare(question, retrieved=retrieved)
             self._show_sources(turn, prepared)
             if turn.cancel.is_set():
                 return
