@@ -115,8 +115,12 @@ class SpeechSegmenter:
         runs; None before that, or if it holds too little speech to become a segment."""
         if self.settled_at is None:
             return None
-        keep = len(self._current) - self._silent_run + self._pad_frames
-        return self._segment(self._current[:keep], self._current_start)
+        return self._segment(self._current[:self._kept_frames], self._current_start)
+
+    @property
+    def _kept_frames(self) -> int:
+        """Frames of the open segment kept when silence ends it: its speech and the padding."""
+        return len(self._current) - self._silent_run + self._pad_frames
 
     def push(self, samples: np.ndarray) -> list[SpeechSegment]:
         """Feed float32 16 kHz mono samples; return the segments that closed."""
@@ -159,8 +163,7 @@ class SpeechSegmenter:
         self._current.append((frame, voiced))
         self._silent_run = 0 if voiced else self._silent_run + 1
         if self._silent_run >= self._end_frames:
-            keep = len(self._current) - self._silent_run + self._pad_frames
-            return self._close(keep)
+            return self._close(self._kept_frames)
         if len(self._current) >= self._max_frames:
             return self._close(len(self._current))
         return None

@@ -43,7 +43,8 @@ AVG_DOC_PHONEMES = 430.0  # phoneme terms of an average tune600 passage (measure
 
 
 class Espeak:
-    """espeak-ng's text-to-phonemes through its C library (the one the TTS tests use)."""
+    """espeak-ng's text-to-phonemes through its C library (libespeak-ng, which comes with
+    the espeak-ng that scripts/setup.sh installs)."""
 
     SYNCHRONOUS, UTF8, IPA = 0x02, 1, 0x02
 
