@@ -6,7 +6,8 @@ dictionary know far more words ("haakon" → hˈɑːkən).  Here each word's sou
 espeak-ng phonemes reduced to a skeleton (stress and length dropped, every vowel one symbol
 ``a``, affricates one symbol each), and, as in ``sparse.sound_keys``, the n-grams of all keys
 run together.  The collection is indexed again with those keys (a cache entry of its own), and
-every system runs through the real query paths once per scheme.  MRR@10 does not depend on
+every system runs through the real query paths once per scheme (``evaluate.evaluate``, what
+``s2r eval`` runs).  MRR@10 does not depend on
 the machine's load (the decode is deterministic), so the schemes need not run side by side;
 the latencies are not compared.
 
@@ -19,19 +20,14 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-from collections import Counter, defaultdict
+from collections import Counter
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
 import assistant.evaluate as evaluate
 import assistant.sparse as sparse
-from assistant.audio import decode_audio
 from assistant.bench_format import load_benchmark
-from assistant.metrics import reciprocal_rank
-from assistant.retrieval import Retriever
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 
@@ -111,35 +107,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N queries")
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
-    systems = args.systems.split(",")
+    benches = [load_benchmark(path) for path in args.benchmarks]
+    if args.limit:
+        benches = [replace(b, queries=b.queries[: args.limit]) for b in benches]
     metaphone, index_format = sparse.SoundKeyEncoder, evaluate.INDEX_FORMAT
     rows = []
-    for path in args.benchmarks:
-        bench = load_benchmark(path)
-        queries = bench.queries[: args.limit or None]
-        for scheme in args.schemes.split(","):
-            use_scheme(scheme, metaphone, index_format)
-            indexed, _ = evaluate.open_index(bench, Runtime(Settings.load()))
-            retriever = Retriever(indexed)
-            run = {s: evaluate.system_runner(s, retriever) for s in systems}
-            ranks: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in systems}
-            try:
-                for query in tqdm(queries, desc=f"{bench.name} {scheme}", unit="q"):
-                    audio = decode_audio(query.audio)
-                    for system in systems:
-                        result, _ = run[system](audio, query.text)
-                        rank = reciprocal_rank(evaluate.ranked_documents(result),
-                                               set(query.relevant), 10)
-                        ranks[system][query.kind].append(rank)
-                        ranks[system]["all"].append(rank)
-            finally:
-                indexed.close()
-            for system in systems:
-                rows.append({"benchmark": bench.name, "scheme": scheme, "system": system,
-                             "queries": len(queries)} | {
-                    f"mrr@10 {kind}": round(float(np.mean(r)), 4)
-                    for kind, r in sorted(ranks[system].items())})
-                print(json.dumps(rows[-1]), flush=True)
+    for scheme in args.schemes.split(","):
+        use_scheme(scheme, metaphone, index_format)
+        result = evaluate.evaluate(benches, args.systems.split(","), Runtime(Settings.load()))
+        for row in result["rows"]:
+            rows.append({"benchmark": row["benchmark"], "scheme": scheme, "system": row["system"],
+                         "queries": row["n_queries"], "mrr@10 all": row["mrr@10"]} | {
+                f"mrr@10 {kind}": mrr for kind, mrr in row["mrr@10_by_kind"].items()})
+            print(json.dumps(rows[-1]), flush=True)
     kinds = sorted(k for k in rows[0] if k.startswith("mrr@10 ") and k != "mrr@10 all")
     print("\n| benchmark | system | scheme | MRR@10 | " + " | ".join(k[7:] for k in kinds) + " |")
     print("|---|---|---|---|" + "---|" * len(kinds))
