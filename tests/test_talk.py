@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -149,30 +150,16 @@ def test_talk_reads_a_recording_from_standard_input(speak, tmp_path):
     assert "Bardeen" in record["answer"] and not record["interrupted"]
 
 
-class _Screen:
-    """What the loop shows, kept for the assertions."""
-
-    def __init__(self) -> None:
-        self.shown: list[str] = []
-
-    def heard(self, transcript: str) -> None:
-        self.shown.append(transcript)
-
-    def sources(self, hits) -> None: ...
-
-    def delta(self, text: str) -> None: ...
-
-    def answer_done(self, answer, interrupted: bool) -> None: ...
-
-    def note(self, message: str) -> None: ...
-
-
 def _turns(runtime, audio: np.ndarray, speculate: bool):
     """The loop's turns over ``audio``, and the length in seconds of each clip retrieved."""
+    from rich.console import Console
+
     from assistant.answering import Answerer
+    from assistant.talk_screen import RichScreen
 
     clock = SessionClock()
-    loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock, _Screen(),
+    loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock,
+                    RichScreen(Console(file=io.StringIO())),
                     options=TalkOptions(speculate=speculate))
     retrieved, retrieve = [], loop.answerer.retrieve
 
