@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import av
 import numpy as np
 
 SAMPLE_RATE = 16_000
@@ -39,6 +38,8 @@ def iter_audio_blocks(source: AudioSource, block_seconds: float = 30.0) -> Itera
     Raises AudioDecodeError for a missing file, a file with no audio stream, undecodable data,
     or a stream that decodes to zero samples.
     """
+    import av  # here, not at the top: training code that only needs SAMPLE_RATE runs without it
+
     label = _label(source)
     if isinstance(source, str | Path) and not Path(source).is_file():
         raise AudioDecodeError(f"{label}: no such file")
@@ -132,6 +133,8 @@ def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
 
 def write_flac(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
     """Write float32 mono samples as 16-bit FLAC (lossless, ~half the size of WAV)."""
+    import av
+
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).reshape(1, -1)
     with av.open(str(path), "w", format="flac") as out:
         stream = out.add_stream("flac", rate=rate, layout="mono")

@@ -18,6 +18,7 @@ from assistant.decoder_vocab import COMMON_PIECES
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")  # four letters or more
 MAX_WORDS = 60
+MAX_CONTEXT_TOKENS = 200  # of a previous-text prompt (Whisper allows up to 223)
 
 
 def candidate_context(passages: Sequence[tuple[str, str]], tokenizer,
@@ -31,3 +32,9 @@ def candidate_context(passages: Sequence[tuple[str, str]], tokenizer,
     rare = " ".join([w for w, p in zip(words, pieces, strict=True)
                      if len(p.ids) > 1 or p.ids[0] >= COMMON_PIECES][:max_words])
     return ". ".join(part for part in (titles, rare) if part)
+
+
+def previous_text_prompt(tokenizer, context: str) -> list[int]:
+    """Whisper's previous-text prompt for ``context`` (``tokenizer``: faster-whisper's, or
+    ``WhisperTokens``): ``sot_prev`` and the context's last ``MAX_CONTEXT_TOKENS`` tokens."""
+    return [tokenizer.sot_prev, *tokenizer.encode(" " + context.strip())[-MAX_CONTEXT_TOKENS:]]

@@ -22,13 +22,13 @@ import numpy as np
 
 from assistant.asr import Transcriber
 from assistant.audio import SAMPLE_RATE
+from assistant.decode_context import previous_text_prompt
 from assistant.metrics import normalize_words
 
 if TYPE_CHECKING:
     from assistant.decoder_vocab import DecoderVocabulary
 
 MAX_WINDOW_S = 30.0  # the encoder's positional range
-MAX_CONTEXT_TOKENS = 200  # of a previous-text prompt (Whisper allows up to 223)
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,6 @@ class Recognition:
         if not self.text:
             return float("-inf")
         return self.hypotheses[0].logprob / len(self.text.split())
-
-
-def previous_text_prompt(tokenizer, context: str) -> list[int]:
-    """Whisper's previous-text prompt for ``context`` (``tokenizer``: faster-whisper's):
-    ``sot_prev`` and the context's last ``MAX_CONTEXT_TOKENS`` tokens."""
-    return [tokenizer.sot_prev, *tokenizer.encode(" " + context.strip())[-MAX_CONTEXT_TOKENS:]]
 
 
 def compression_ratio(text: str) -> float:

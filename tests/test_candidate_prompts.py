@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.decode_context import candidate_context
+from assistant.decode_context import candidate_context, previous_text_prompt
 from assistant.training.candidate_prompts import (
     PASSAGE_CHARS,
     CandidatePrompts,
@@ -67,13 +67,14 @@ def test_candidates_come_from_the_training_articles_with_the_right_one_sometimes
 
 
 def test_the_prompt_is_the_one_the_second_decode_reads(prompts, models):
-    tokenizer = prompts.tokenizer
+    tokenizer = models.recognizer.tokenizer  # the one decode_with_context encodes with
     rng = np.random.default_rng(3)
     ids = prompts.prompt("Which river flows into the North Sea?", rng)
     titles = prompts.candidates("Which river flows into the North Sea?",
                                 np.random.default_rng(3))
     context = candidate_context([(t, prompts.passages[t]) for t in titles],
                                 models.transcriber.model.hf_tokenizer)
+    assert ids == previous_text_prompt(tokenizer, context)
     assert ids[0] == tokenizer.sot_prev
     assert tokenizer.decode(ids[1:]).strip() == context
     assert context.startswith(", ".join(titles))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from assistant.asr import Transcriber
+from assistant.checkpoint import sha256_of
 from assistant.ct2_file import read_model
 from assistant.decoder_adapter import (
     DEFAULT_ADAPTER,
@@ -26,6 +27,7 @@ from assistant.training import decoder_trainer
 from assistant.training.candidate_prompts import CandidatePrompts
 from assistant.training.ctc_trainer import FrameCorpus
 from assistant.training.speech_data import Augmentation, attach_spoken_texts, build_shard
+from assistant.training.whisper_tokens import WhisperTokens
 
 SENTENCES = ["The Rhine flows into the North Sea.", "Who painted the Mona Lisa?",
              "Mount Kenya rises above the clouds.", "Green tea comes from China."]
@@ -45,6 +47,18 @@ def shard_dir(models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def targets(models):
     return decoder_trainer.TokenTargets(models.transcriber.model.hf_tokenizer)
+
+
+def test_training_reads_the_token_ids_faster_whisper_decodes_with(models):
+    from faster_whisper.tokenizer import Tokenizer
+
+    hf_tokenizer = models.transcriber.model.hf_tokenizer
+    theirs = Tokenizer(hf_tokenizer, False, task="transcribe", language="en")
+    ours = WhisperTokens(hf_tokenizer)
+    assert ours.sot_sequence == list(theirs.sot_sequence)
+    assert (ours.sot_prev, ours.eot, ours.no_timestamps) == (
+        theirs.sot_prev, theirs.eot, theirs.no_timestamps)
+    assert ours.encode(" Apiaceae, Oregon.") == theirs.encode(" Apiaceae, Oregon.")
 
 
 def test_shards_keep_the_text_as_written_and_old_shards_get_it_back(shard_dir, tmp_path):
@@ -155,8 +169,8 @@ def test_prompted_training_learns_after_a_prompt_and_can_start_from_an_adapter(
     assert after < 0.9 * before  # it learnt to hear these after a prompt
 
     path = tmp_path / "start.npz"
-    decoder_trainer.export(decoder, path, model_bin, {"version": "start", "base": "tiny.en",
-                                                      "train_config": asdict(config)})
+    decoder_trainer.export(decoder, path, sha256_of(model_bin),
+                           {"version": "start", "base": "tiny.en", "train_config": asdict(config)})
     assert DecoderAdapter.load(path).reads_context
     started = decoder_trainer.port_decoder(model_bin)
     decoder_trainer.add_lora(started, 4, 8)
@@ -180,7 +194,7 @@ def random_adapter(models, tmp_path_factory):
     for module in decoder.modules():
         if isinstance(module, decoder_trainer.LoRALinear):
             torch.nn.init.normal_(module.b, std=0.02)
-    card = decoder_trainer.export(decoder.eval(), folder / "lora.npz", model_bin,
+    card = decoder_trainer.export(decoder.eval(), folder / "lora.npz", sha256_of(model_bin),
                                   {"version": "test", "base": "tiny.en"})
     return decoder, folder / "lora.npz", card
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from assistant.decode_context import candidate_context
-from assistant.s2r import previous_text_prompt
+from assistant.decode_context import candidate_context, previous_text_prompt
+from assistant.training.whisper_tokens import WhisperTokens
 
 PASSAGE_CHARS = 480  # about one chunk of the collection, as a search hit holds
 
@@ -44,13 +44,11 @@ class CandidatePrompts:
     def __init__(self, passages: dict[str, str], neighbours: dict[str, list[str]],
                  article_of: dict[str, str], hf_tokenizer, hits: int = 5,
                  include: float = 0.7) -> None:
-        from faster_whisper.tokenizer import Tokenizer
-
         self.passages = passages
         self.neighbours = neighbours
         self.article_of = article_of  # spoken text → the title of the article it is about
         self.hf_tokenizer = hf_tokenizer
-        self.tokenizer = Tokenizer(hf_tokenizer, False, task="transcribe", language="en")
+        self.tokenizer = WhisperTokens(hf_tokenizer)
         self.hits = hits
         self.include = include  # how often the utterance's own article is a candidate
 

@@ -27,6 +27,7 @@ from assistant.decoder_adapter import FORMAT, LINEARS, ct2_rows
 from assistant.training.candidate_prompts import CandidatePrompts
 from assistant.training.ctc_trainer import FrameCorpus, Utterance, batches
 from assistant.training.resumable import RunState, optimizer_step, warmup_cosine
+from assistant.training.whisper_tokens import WhisperTokens
 
 IGNORE = -100  # cross_entropy's ignore_index: prompt positions are given, not learnt
 
@@ -55,12 +56,13 @@ class DecoderTrainConfig:
     max_steps: int = 0  # stop (and end the schedule) after this many steps; 0: all epochs
 
 
-def port_decoder(model_bin: Path):
-    """The decoder of a CT2 Whisper ``model.bin`` as a float32 transformers ``WhisperDecoder``."""
+def port_decoder(model: Path | dict[str, np.ndarray]):
+    """The decoder of a CT2 Whisper ``model.bin`` (or of its variables, as ``whisper_port``
+    carries them) as a float32 transformers ``WhisperDecoder``."""
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
-    variables = read_model(model_bin).variables
+    variables = model if isinstance(model, dict) else read_model(model).variables
 
     def get(name: str) -> torch.Tensor:
         return torch.from_numpy(np.asarray(variables[name], np.float32))
@@ -141,9 +143,9 @@ def lora_factors(decoder) -> dict[str, np.ndarray]:
     for i, layer in enumerate(decoder.layers):
         for linear in LINEARS:
             module = layer.get_submodule(linear)
-            factors[f"layer_{i}.{linear}.a"] = module.a.detach().numpy().astype(np.float16)
+            factors[f"layer_{i}.{linear}.a"] = module.a.detach().cpu().numpy().astype(np.float16)
             factors[f"layer_{i}.{linear}.b"] = (module.b.detach() * module.scale
-                                                ).numpy().astype(np.float16)
+                                                ).cpu().numpy().astype(np.float16)
     return factors
 
 
@@ -154,9 +156,7 @@ class TokenTargets:
 
     def __init__(self, hf_tokenizer, prompts: CandidatePrompts | None = None,
                  share: float = 0.0) -> None:
-        from faster_whisper.tokenizer import Tokenizer
-
-        tokenizer = Tokenizer(hf_tokenizer, False, task="transcribe", language="en")
+        tokenizer = WhisperTokens(hf_tokenizer)
         self.tokenizer = tokenizer
         self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self.eot = tokenizer.eot
@@ -176,28 +176,38 @@ class TokenTargets:
         """(frames, input ids, next-token labels); short clips are padded with their last
         frame, the margin's silence.  ``rng`` draws which utterances get a previous-text
         prompt (``share`` of them, default the configured one) and which."""
-        share = self.share if share is None else share
-        before = [self.prompts.prompt(u.spoken, rng) if rng is not None and share
-                  and rng.random() < share else [] for u in batch]
         longest = max(u.frames for u in batch)
-        length = max(len(p) + len(self.prompt) + len(u.labels)
-                     for p, u in zip(before, batch, strict=True))
         x = np.zeros((len(batch), longest, corpus.width), np.float32)
-        ids = np.full((len(batch), length), self.eot, np.int64)
-        labels = np.full((len(batch), length), IGNORE, np.int64)
-        for i, (prefix, utt) in enumerate(zip(before, batch, strict=True)):
+        for i, utt in enumerate(batch):
             frames = corpus.frames(utt)
             x[i, : utt.frames] = frames
             x[i, utt.frames :] = frames[-1]
+        ids, labels = self.sequences([u.spoken for u in batch], [u.labels for u in batch], rng,
+                                     share)
+        return torch.from_numpy(x), ids, labels
+
+    def sequences(self, spoken: list[str], texts: list[list[int]],
+                  rng: np.random.Generator | None = None, share: float | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input ids, next-token labels) of a batch: ``texts`` are the utterances' label
+        ids (``labels``), ``spoken`` their written texts, which draw the prompts."""
+        share = self.share if share is None else share
+        before = [self.prompts.prompt(text, rng) if rng is not None and share
+                  and rng.random() < share else [] for text in spoken]
+        length = max(len(p) + len(self.prompt) + len(t) for p, t in zip(before, texts, strict=True))
+        ids = np.full((len(texts), length), self.eot, np.int64)
+        labels = np.full((len(texts), length), IGNORE, np.int64)
+        for i, (prefix, text) in enumerate(zip(before, texts, strict=True)):
             given = [*prefix, *self.prompt]
-            sequence = [*given, *utt.labels]
+            sequence = [*given, *text]
             ids[i, : len(sequence)] = sequence
-            labels[i, len(given) - 1 : len(sequence)] = [*utt.labels, self.eot]
-        return torch.from_numpy(x), torch.from_numpy(ids), torch.from_numpy(labels)
+            labels[i, len(given) - 1 : len(sequence)] = [*text, self.eot]
+        return torch.from_numpy(ids), torch.from_numpy(labels)
 
 
 def batch_loss(decoder, batch) -> torch.Tensor:
-    frames, ids, labels = batch
+    device = decoder.embed_tokens.weight.device  # a batch is collated on the CPU
+    frames, ids, labels = (t.to(device, non_blocking=True) for t in batch)
     hidden = decoder(input_ids=ids, encoder_hidden_states=frames, use_cache=False
                      ).last_hidden_state
     # Logits only where a token is learnt: the 51,864-way output map is most of the cost, and
@@ -299,12 +309,13 @@ def train(model_bin: Path, hf_tokenizer, data_dir: Path, run_dir: Path,
         "parameters": sum(p.numel() for p in params)}
 
 
-def export(decoder, path: Path, model_bin: Path, card: dict) -> dict:
-    """Write the adapter and its card (with the sha256s the runtime checks)."""
+def export(decoder, path: Path, base_sha256: str, card: dict) -> dict:
+    """Write the adapter and its card (with the sha256s the runtime checks: its own, and
+    ``base_sha256``, that of the model.bin it was trained on)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         np.savez(f, **lora_factors(decoder))
-    full = {"format": FORMAT, **card, "base_sha256": sha256_of(model_bin),
+    full = {"format": FORMAT, **card, "base_sha256": base_sha256,
             "sha256": sha256_of(path), "bytes": path.stat().st_size}
     path.with_suffix(".json").write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return full

@@ -141,6 +141,7 @@ def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=pri
     """Data, LoRA training and export of the Whisper decoder adapter (``config``: a
     ``DecoderTrainConfig``); returns the adapter's card."""
     from assistant.asr import Transcriber
+    from assistant.checkpoint import sha256_of
     from assistant.training import decoder_trainer
     from assistant.training.speech_data import attach_spoken_texts
 
@@ -167,7 +168,7 @@ def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=pri
     decoder, summary = decoder_trainer.train(
         model_bin, transcriber.model.hf_tokenizer, data.directory, run_dir, config,
         settings.cpu_threads, progress, prompts)
-    card = decoder_trainer.export(decoder, recipe.out, model_bin, {
+    card = decoder_trainer.export(decoder, recipe.out, sha256_of(model_bin), {
         "version": recipe.version, "base": transcriber.location.name,
         **data.provenance(recipe, settings), **summary,
         "recipe_seconds": round(time.perf_counter() - started, 1)})
