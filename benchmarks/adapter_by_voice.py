@@ -13,41 +13,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import subprocess
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from assistant.asr import Transcriber
-from assistant.audio import SAMPLE_RATE, decode_audio
+from assistant.audio import decode_audio
 from assistant.bench_format import load_benchmark
 from assistant.metrics import word_errors
 from assistant.s2r import IntegratedRecognizer
 from assistant.settings import Settings
-from assistant.training.speech_data import training_voices
+from assistant.training.speech_data import espeak_voices, speak_without_pyav
 
 AUDIO = ("benchmark audio", "espeak-ng via PyAV", "espeak-ng via SciPy")
 
 
-def espeak_both_ways(text: str, rng: np.random.Generator, wav: Path) -> tuple[np.ndarray, ...]:
-    """One espeak-ng rendering (training voice, rate and pitch drawn as ``speech_data``
-    draws them), resampled by PyAV and by SciPy."""
-    voices = [v.split(":", 1)[1] for v in training_voices()
-              if v.startswith("espeak-ng:") and ":mb-" not in v]
+def espeak_both_ways(text: str, voices: list[str], rng: np.random.Generator, wav: Path
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """One espeak-ng rendering (voice, rate and pitch drawn as ``speech_data`` draws them),
+    resampled by PyAV and by SciPy."""
     voice = voices[int(rng.integers(len(voices)))]
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(125, 205))), "-p",
-                    str(int(rng.integers(25, 75))), "-w", str(wav), text],
-                   check=True, capture_output=True)
-    with wave.open(str(wav)) as w:
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
-    g = math.gcd(SAMPLE_RATE, rate)
-    return decode_audio(wav), resample_poly(pcm, SAMPLE_RATE // g, rate // g).astype(np.float32)
+    by_scipy = speak_without_pyav(text, voice, int(rng.integers(125, 205)),
+                                  int(rng.integers(25, 75)), wav)
+    if by_scipy is None:
+        raise RuntimeError(f"espeak-ng could not say {text!r} with {voice}")
+    return decode_audio(wav), by_scipy
 
 
 def main() -> None:
@@ -62,12 +54,13 @@ def main() -> None:
     settings = Settings.load()
     recognizers = {name: IntegratedRecognizer(Transcriber(settings.replace(decoder_adapter=npz)))
                    for name, npz in (a.split("=", 1) for a in args.adapter)}
+    voices = espeak_voices()
     rng = np.random.default_rng(args.seed)
     wav = Path(tempfile.mkstemp(suffix=".wav")[1])
     errors = {(audio, name): [0, 0] for audio in AUDIO for name in recognizers}
     queries = load_benchmark(args.benchmark).queries[: args.queries]
     for query in tqdm(queries, unit="q"):
-        heard = (decode_audio(query.audio), *espeak_both_ways(query.text, rng, wav))
+        heard = (decode_audio(query.audio), *espeak_both_ways(query.text, voices, rng, wav))
         for audio, samples in zip(AUDIO, heard, strict=True):
             for name, recognizer in recognizers.items():
                 wrong, words = word_errors(query.text, recognizer.recognize(samples).text)

@@ -37,7 +37,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import wave
 from dataclasses import asdict
 from pathlib import Path
 
@@ -142,20 +141,12 @@ def unpack_espeak(kit: Path) -> None:
     os.environ["ESPEAK_DATA_PATH"] = str(lib)
 
 
-def speak(text: str, voice: str, rate: int, pitch: int, wav_path: Path) -> np.ndarray | None:
+def speak(text: str, voice: str, rate: int, pitch: int, wav: Path) -> np.ndarray | None:
     """16 kHz float32 speech from the unpacked espeak-ng (None if it fails)."""
-    from scipy.signal import resample_poly
+    from assistant.training.speech_data import speak_without_pyav
 
-    done = subprocess.run([str(ESPEAK_HOME / "usr/bin/espeak-ng"), "-v", voice, "-s",
-                           str(rate), "-p", str(pitch), "-w", str(wav_path), text],
-                          capture_output=True)
-    if done.returncode:
-        return None
-    with wave.open(str(wav_path)) as w:
-        rate_in = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
-    g = math.gcd(SAMPLE_RATE, rate_in)
-    return resample_poly(pcm, SAMPLE_RATE // g, rate_in // g).astype(np.float32)
+    return speak_without_pyav(text, voice, rate, pitch, wav,
+                              binary=str(ESPEAK_HOME / "usr/bin/espeak-ng"))
 
 
 _worker: dict = {}
@@ -169,12 +160,12 @@ def _init_worker(kit: str, voices: list[str], seed: int) -> None:
                    pool=[], aug=Augmentation(), wav=Path(tempfile.mkstemp(suffix=".wav")[1]))
 
 
-def voice_one(item: tuple[int, int, str]):
-    """(key, text index, text) → (key, text index, log-mel window, seconds, voice, augmentations)
-    or None; every draw seeded by the key."""
+def voice_one(item: tuple[int, str]):
+    """(key, text) → (key, log-mel window, seconds, voice, augmentations) or None; every draw
+    seeded by the key."""
     from assistant.training.speech_data import augment
 
-    key, index, text = item
+    key, text = item
     w = _worker
     rng = np.random.default_rng([w["seed"], key])
     voice = w["voices"][int(rng.integers(len(w["voices"])))]
@@ -189,7 +180,7 @@ def voice_one(item: tuple[int, int, str]):
     clip[: audio.size] = audio
     frames = int(window * 100) // 2 * 2
     mel = log_mel(clip, w["filters"])[:, :frames].astype(np.float16)
-    return key, index, mel, round(seconds, 3), voice, applied
+    return key, mel, round(seconds, 3), voice, applied
 
 
 class MemoryCorpus:
@@ -226,118 +217,93 @@ def encode_batch(encoder, mels: list[np.ndarray], device) -> list[np.ndarray]:
     return [out[i, : m.shape[1] // 2] for i, m in enumerate(mels)]
 
 
-def run(args: argparse.Namespace) -> None:
-    from multiprocessing import get_context
-
-    import torch
-    from tokenizers import Tokenizer
-
-    from assistant.training import decoder_trainer as dt
-    from assistant.training.candidate_prompts import CandidatePrompts
-    from assistant.training.ctc_trainer import batches
-    from assistant.training.resumable import optimizer_step
-    from assistant.training.speech_data import Augmentation, training_voices
-    from assistant.training.whisper_port import WhisperEncoder, expand
-
-    started = time.perf_counter()
-    kit, out = args.kit, args.out
-    out.mkdir(parents=True, exist_ok=True)
-    unpack_espeak(kit)
-    voices = [v for v in training_voices() if v.startswith("espeak-ng:") and ":mb-" not in v]
-    probe = speak("A test of the voice.", voices[0].split(":", 1)[1], 160, 50,
-                  Path(tempfile.mkstemp(suffix=".wav")[1]))
-    if probe is None or probe.size < SAMPLE_RATE // 4:
+def check_voices(voices: list[str]) -> None:
+    """Stop at once if espeak-ng cannot speak here; log what one utterance costs."""
+    wav = Path(tempfile.mkstemp(suffix=".wav")[1])
+    audio = speak("Who founded the Lutheran communion in Finland?", voices[0], 160, 50, wav)
+    if audio is None or audio.size < SAMPLE_RATE // 4:
         raise SystemExit("espeak-ng does not speak on this machine")
-    timer = time.perf_counter()
+    timer = time.perf_counter()  # after the first call, which loads SciPy
     for _ in range(10):
-        speak("Who founded the Lutheran communion in Finland?", voices[0].split(":", 1)[1],
-              160, 50, Path(tempfile.mkstemp(suffix=".wav")[1]))
+        speak("Who founded the Lutheran communion in Finland?", voices[0], 160, 50, wav)
     log(f"one espeak-ng call: {(time.perf_counter() - timer) * 100:.0f} ms")
-    with gzip.open(kit / "texts.json.gz", "rt", encoding="utf-8") as f:
-        data = json.load(f)
-    texts, articles = data["texts"], data["articles"]
-    base = json.loads((kit / "base.json").read_text(encoding="utf-8"))
+    wav.unlink()
+
+
+def planned_utterances(texts: list[str], articles: list[str], args: argparse.Namespace
+                       ) -> tuple[list[tuple[int, str]], int, int]:
+    """(key, text) to voice, the held-out articles' first; the number of those
+    validation utterances, and of held-out articles."""
     rng = np.random.default_rng(args.seed)
     titles = sorted(set(articles))
     held = set(rng.choice(titles, max(1, int(len(titles) * args.held_out)), replace=False))
-    valid_items = [i for i, t in enumerate(articles) if t in held][: args.validation_utterances]
-    train_texts = [i for i, t in enumerate(articles) if t not in held]
-    order = [(0, i) for i in valid_items] + [
-        (v, int(i)) for v in range(args.voicings) for i in rng.permutation(train_texts)]
-    items = [(key, i, texts[i]) for key, (_, i) in enumerate(order)]
-    log(f"{len(texts):,} texts, {len(held)} held-out articles, {len(voices)} voices, "
-        f"{len(items):,} utterances planned, {len(os.sched_getaffinity(0))} CPUs")
+    valid = [i for i, t in enumerate(articles) if t in held][: args.validation_utterances]
+    train = [i for i, t in enumerate(articles) if t not in held]
+    order = valid + [int(i) for _ in range(args.voicings) for i in rng.permutation(train)]
+    return [(key, texts[i]) for key, i in enumerate(order)], len(valid), len(held)
 
-    workers = max(1, len(os.sched_getaffinity(0)) - 1)  # the cores this run may use
-    _init_worker(str(kit), [v.split(":", 1)[1] for v in voices], args.seed)
-    timer = time.perf_counter()
-    for item in items[:20]:
-        voice_one(item)
-    log(f"one utterance voiced, augmented and its log-mel made: "
-        f"{(time.perf_counter() - timer) * 50:.0f} ms")
-    ctx = get_context("fork")  # before CUDA starts in this process
-    pool = ctx.Pool(workers, _init_worker, (str(kit), [v.split(":", 1)[1] for v in voices],
-                                            args.seed))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    variables = expand(dict(np.load(kit / "whisper.npz")))
-    encoder = WhisperEncoder(variables).to(device).eval()
-    hf_tokenizer = Tokenizer.from_file(str(kit / "tokenizer.json"))
-    prompts = CandidatePrompts(data["passages"], data["neighbours"],
-                               dict(zip(texts, articles, strict=True)), hf_tokenizer)
-    targets = dt.TokenTargets(hf_tokenizer, prompts, args.context_share)
+
+def voice_and_encode(items, n_valid: int, encoder, targets, args, device) -> tuple:
+    """Voice ``items`` on every core but one until the data step's time is up, encoding the
+    windows on ``device`` as they come; (corpus, training utterances, validation utterances,
+    stats)."""
+    from multiprocessing import get_context
+
+    from assistant.training.speech_data import espeak_voices
 
     corpus = MemoryCorpus()
-    valid_keys = set(range(len(valid_items)))
     train_utts, valid_utts, pending = [], [], []
-    stats = {"seconds": 0.0, "voices": set(), "skipped": 0}
+    stats = {"seconds": 0.0, "voices": set(), "skipped": 0,
+             "workers": max(1, len(os.sched_getaffinity(0)) - 1)}  # the cores this run may use
 
     def flush() -> None:
-        pending.sort(key=lambda r: r[2].shape[1])
+        pending.sort(key=lambda r: r[1].shape[1])
         for start in range(0, len(pending), args.encode_batch):
             chunk = pending[start : start + args.encode_batch]
-            for (key, index, _, seconds, voice, _), frames in zip(
-                    chunk, encode_batch(encoder, [r[2] for r in chunk], device), strict=True):
-                labels = targets.labels({"spoken": texts[index]})
+            for (key, _, seconds, voice, _), frames in zip(
+                    chunk, encode_batch(encoder, [r[1] for r in chunk], device), strict=True):
+                text = items[key][1]
+                labels = targets.labels({"spoken": text})
                 if not labels or len(labels) >= frames.shape[0]:
                     stats["skipped"] += 1
                     continue
-                utt = corpus.add(frames, labels, texts[index])
-                (valid_utts if key in valid_keys else train_utts).append(utt)
+                utt = corpus.add(frames, labels, text)
+                (valid_utts if key < n_valid else train_utts).append(utt)
                 stats["seconds"] += seconds
                 stats["voices"].add(voice)
         pending.clear()
 
-    deadline = started + args.synth_seconds
-    for done, result in enumerate(pool.imap_unordered(voice_one, items, chunksize=8), 1):
-        if result is None:
-            stats["skipped"] += 1
-        else:
-            pending.append(result)
-        if len(pending) >= 1024:
-            flush()
-            log(f"voiced {done:,} of {len(items):,}: {len(train_utts):,} training, "
-                f"{len(valid_utts)} validation, {stats['seconds'] / 3600:.1f} h")
-        if time.perf_counter() > deadline:
-            break
-    pool.terminate()
+    deadline = time.perf_counter() + args.synth_seconds
+    with get_context("fork").Pool(stats["workers"], _init_worker,
+                                  (str(args.kit), espeak_voices(), args.seed)) as pool:
+        for done, result in enumerate(pool.imap_unordered(voice_one, items, chunksize=8), 1):
+            if result is None:
+                stats["skipped"] += 1
+            else:
+                pending.append(result)
+            if len(pending) >= 1024:
+                flush()
+                log(f"voiced {done:,} of {len(items):,}: {len(train_utts):,} training, "
+                    f"{len(valid_utts)} validation, {stats['seconds'] / 3600:.1f} h")
+            if time.perf_counter() > deadline:
+                break
+        pool.terminate()
     flush()
-    hours = stats["seconds"] / 3600
-    log(f"data: {len(train_utts):,} training + {len(valid_utts)} validation utterances, "
-        f"{hours:.1f} h, {len(stats['voices'])} voices, {stats['skipped']} skipped")
+    return corpus, train_utts, valid_utts, stats
 
-    torch.manual_seed(args.seed)
-    decoder = dt.port_decoder(variables)
-    dt.add_lora(decoder, args.rank, 2.0 * args.rank)
-    if (kit / "init.npz").exists() and not args.fresh:
-        dt.load_factors(decoder, kit / "init.npz")
-    decoder.to(device)
-    history = {}
-    for name, share in (("validation_loss", 0.0), ("validation_loss_prompted", 1.0)):
-        history[f"{name}_before"] = dt.validation_loss(decoder, corpus, targets, valid_utts, share)
+
+def train(decoder, corpus, targets, train_utts, valid_utts, args) -> dict:
+    """LoRA training until the epochs or the time budget end; the summary for the card."""
+    import torch
+
+    from assistant.training import decoder_trainer as dt
+    from assistant.training.ctc_trainer import batches
+    from assistant.training.resumable import optimizer_step
+
+    shares = {"validation_loss": 0.0, "validation_loss_prompted": 1.0}
+    history = {f"{name}_before": dt.validation_loss(decoder, corpus, targets, valid_utts, share)
+               for name, share in shares.items()}
     log(f"before: {history}")
-
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     steps_per_epoch = len(batches(train_utts, args.batch_frames, np.random.default_rng(0)))
@@ -346,14 +312,14 @@ def run(args: argparse.Namespace) -> None:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup)
                                                  * 0.5 * (1 + math.cos(math.pi * min(
                                                      1.0, s / max(1, plan["total"])))))
-    train_started = time.perf_counter()
-    train_deadline = train_started + args.train_seconds
+    started = time.perf_counter()
+    deadline = started + args.train_seconds
     step, losses = 0, []
     decoder.train()
     for epoch in range(args.epochs):
         for batch in batches(train_utts, args.batch_frames,
                              np.random.default_rng([args.seed, epoch])):
-            if step >= plan["total"] or time.perf_counter() > train_deadline:
+            if step >= plan["total"] or time.perf_counter() > deadline:
                 break  # the schedule's end, or a hard stop before it is fitted (step 50)
             batch_rng = np.random.default_rng([args.seed, epoch, step])
             loss = dt.batch_loss(decoder, targets.collate(corpus, batch, batch_rng))
@@ -361,40 +327,91 @@ def run(args: argparse.Namespace) -> None:
             losses.append(loss.item())
             step += 1
             if step == 50:  # fit the schedule to the steps the time budget holds
-                per_step = (time.perf_counter() - train_started) / step
-                fits = step + int((train_deadline - time.perf_counter()) / per_step * 0.93)
+                per_step = (time.perf_counter() - started) / step
+                fits = step + int((deadline - time.perf_counter()) / per_step * 0.93)
                 plan["total"] = min(plan["total"], fits)
                 log(f"{per_step * 1e3:.0f} ms a step: {plan['total']:,} steps "
                     f"({plan['total'] / steps_per_epoch:.2f} epochs)")
             if step % 500 == 0:
                 log(f"step {step:,}: loss {np.mean(losses[-200:]):.4f}")
-        if step < plan["total"] and time.perf_counter() < train_deadline:  # an epoch ended
+        if step < plan["total"] and time.perf_counter() < deadline:  # an epoch ended
             log(f"epoch {epoch + 1}: validation loss " + ", ".join(
                 str(dt.validation_loss(decoder, corpus, targets, valid_utts, share))
-                for share in (0.0, 1.0)))
-            np.savez(out / f"factors-epoch{epoch + 1}.npz", **dt.lora_factors(decoder))
-    train_seconds = time.perf_counter() - train_started
+                for share in shares.values()))
+            np.savez(args.out / f"factors-epoch{epoch + 1}.npz", **dt.lora_factors(decoder))
+    seconds = time.perf_counter() - started
     history["loss"] = round(float(np.mean(losses[-200:])), 4)
-    for name, share in (("validation_loss", 0.0), ("validation_loss_prompted", 1.0)):
-        history[name] = dt.validation_loss(decoder, corpus, targets, valid_utts, share)
-    log(f"after {step:,} steps, {train_seconds:.0f} s: {history}")
+    history.update({name: dt.validation_loss(decoder, corpus, targets, valid_utts, share)
+                    for name, share in shares.items()})
+    log(f"after {step:,} steps, {seconds:.0f} s: {history}")
+    return {"steps": step, "epochs": round(step / steps_per_epoch, 2), "warmup_steps": warmup,
+            "train_seconds": round(seconds, 1), **history,
+            "parameters": sum(p.numel() for p in params)}
 
-    decoder.cpu().eval()
-    config = {"rank": args.rank, "alpha": 2.0 * args.rank, "epochs": round(
-        step / steps_per_epoch, 2), "lr": args.lr, "batch_frames": args.batch_frames,
-        "warmup_steps": warmup, "context_share": args.context_share,
-        "init": "" if args.fresh or not (kit / "init.npz").exists() else args.init_name,
-        "seed": args.seed, "voicings": args.voicings, "held_out_articles": len(held)}
-    card = dt.export(decoder, out / f"whisper-decoder-lora-{args.version}.npz",
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+    from tokenizers import Tokenizer
+
+    from assistant.training import decoder_trainer as dt
+    from assistant.training.candidate_prompts import CandidatePrompts
+    from assistant.training.speech_data import Augmentation, espeak_voices
+    from assistant.training.whisper_port import WhisperEncoder, expand
+
+    started = time.perf_counter()
+    kit = args.kit
+    args.out.mkdir(parents=True, exist_ok=True)
+    unpack_espeak(kit)
+    check_voices(espeak_voices())
+    with gzip.open(kit / "texts.json.gz", "rt", encoding="utf-8") as f:
+        data = json.load(f)
+    texts, articles = data["texts"], data["articles"]
+    base = json.loads((kit / "base.json").read_text(encoding="utf-8"))
+    items, n_valid, n_held = planned_utterances(texts, articles, args)
+    log(f"{len(texts):,} texts, {n_held} held-out articles, {len(espeak_voices())} voices, "
+        f"{len(items):,} utterances planned, {len(os.sched_getaffinity(0))} CPUs")
+    _init_worker(str(kit), espeak_voices(), args.seed)
+    timer = time.perf_counter()
+    for item in items[:20]:
+        voice_one(item)
+    log(f"one utterance voiced, augmented and its log-mel made: "
+        f"{(time.perf_counter() - timer) * 50:.0f} ms")
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    variables = expand(dict(np.load(kit / "whisper.npz")))
+    hf_tokenizer = Tokenizer.from_file(str(kit / "tokenizer.json"))
+    prompts = CandidatePrompts(data["passages"], data["neighbours"],
+                               dict(zip(texts, articles, strict=True)), hf_tokenizer)
+    targets = dt.TokenTargets(hf_tokenizer, prompts, args.context_share)
+    corpus, train_utts, valid_utts, stats = voice_and_encode(
+        items, n_valid, WhisperEncoder(variables).to(device).eval(), targets, args, device)
+    hours = stats["seconds"] / 3600
+    log(f"data: {len(train_utts):,} training + {len(valid_utts)} validation utterances, "
+        f"{hours:.1f} h, {len(stats['voices'])} voices, {stats['skipped']} skipped")
+
+    torch.manual_seed(args.seed)
+    decoder = dt.port_decoder(variables)
+    dt.add_lora(decoder, args.rank, 2.0 * args.rank)
+    init = (kit / "init.npz").exists() and not args.fresh
+    if init:
+        dt.load_factors(decoder, kit / "init.npz")
+    summary = train(decoder.to(device), corpus, targets, train_utts, valid_utts, args)
+    config = {"rank": args.rank, "alpha": 2.0 * args.rank, "epochs": summary.pop("epochs"),
+              "lr": args.lr, "batch_frames": args.batch_frames,
+              "warmup_steps": summary.pop("warmup_steps"), "context_share": args.context_share,
+              "init": args.init_name if init else "", "seed": args.seed,
+              "voicings": args.voicings, "held_out_articles": n_held}
+    where = torch.cuda.get_device_name(0) if device.type == "cuda" else "the CPU"
+    card = dt.export(decoder.cpu().eval(), args.out / f"whisper-decoder-lora-{args.version}.npz",
                      base["base_sha256"], {
         "version": args.version, "base": base["base"], "voices": len(stats["voices"]),
         "hours": round(hours, 2), "excluded_articles": base["excluded_articles"],
         "augmentation": asdict(Augmentation()), "seed": args.seed,
-        "threads": f"{workers} CPU processes voicing, {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'CPU'} encoding and training",  # noqa: E501
+        "threads": f"{stats['workers']} CPU processes voicing, {where} encoding and training",
         "train_config": config, "utterances": len(train_utts),
-        "validation_utterances": len(valid_utts), "steps": step,
-        "train_seconds": round(train_seconds, 1), **history,
-        "parameters": sum(p.numel() for p in params),
+        "validation_utterances": len(valid_utts), **summary,
         "recipe_seconds": round(time.perf_counter() - started, 1)})
     log(f"wrote {card['sha256'][:12]} ({card['bytes']:,} bytes)")
 

@@ -47,10 +47,36 @@ MAX_SECONDS = 12.0
 SHARD_SIZE = 500
 
 
+def espeak_voices() -> list[str]:
+    """The espeak-ng training voices, as espeak-ng itself names them."""
+    return [f"{a}{v}" for a in ACCENTS for v in VARIANTS]
+
+
 def training_voices() -> list[str]:
-    voices = [f"espeak-ng:{a}{v}" for a in ACCENTS for v in VARIANTS] + list(OTHER_VOICES)
+    voices = [f"espeak-ng:{v}" for v in espeak_voices()] + list(OTHER_VOICES)
     assert not set(voices) & set(EVAL_VOICES)
     return voices
+
+
+def speak_without_pyav(text: str, voice: str, rate_wpm: int, pitch: int, wav: Path,
+                       binary: str = "espeak-ng") -> np.ndarray | None:
+    """16 kHz float32 speech from espeak-ng (``voice`` as it names them), read with the standard
+    library and resampled by SciPy, for machines without PyAV (``tts.synthesize`` decodes with
+    it); None if espeak-ng fails.  ``wav`` is where it writes, and stays for the caller."""
+    import subprocess
+    import wave
+
+    from scipy.signal import resample_poly
+
+    done = subprocess.run([binary, "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "-w",
+                           str(wav), text], capture_output=True)
+    if done.returncode:
+        return None
+    with wave.open(str(wav)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
+    g = math.gcd(SAMPLE_RATE, rate)
+    return resample_poly(pcm, SAMPLE_RATE // g, rate // g).astype(np.float32)
 
 
 def usable_voices(voices: Sequence[str]) -> list[str]:
