@@ -58,7 +58,6 @@ DEBS = ("espeak-ng", "libespeak-ng1", "espeak-ng-data", "libsonic0")
 # in memory where there is /dev/shm: each espeak-ng call reads its data files anew
 ESPEAK_HOME = (Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
                ) / "s2r-espeak"
-MAX_SECONDS, MIN_SECONDS = 12.0, 0.25  # as speech_data keeps
 MARGIN_S = 2.0  # the integrated decode's window: speech + this (s2r.DecodeConfig.margin_s)
 
 
@@ -163,14 +162,14 @@ def _init_worker(kit: str, voices: list[str], seed: int) -> None:
 def voice_one(item: tuple[int, str]):
     """(key, text) → (key, log-mel window, seconds, voice, augmentations) or None; every draw
     seeded by the key."""
-    from assistant.training.speech_data import augment
+    from assistant.training.speech_data import MAX_SECONDS, augment
 
     key, text = item
     w = _worker
     rng = np.random.default_rng([w["seed"], key])
     voice = w["voices"][int(rng.integers(len(w["voices"])))]
     clean = speak(text, voice, int(rng.integers(125, 205)), int(rng.integers(25, 75)), w["wav"])
-    if clean is None or not MIN_SECONDS * SAMPLE_RATE <= clean.size <= MAX_SECONDS * SAMPLE_RATE:
+    if clean is None or not SAMPLE_RATE // 4 <= clean.size <= MAX_SECONDS * SAMPLE_RATE:
         return None
     audio, applied = augment(clean, w["pool"], rng, w["aug"])
     w["pool"] = [*w["pool"], clean][-24:]

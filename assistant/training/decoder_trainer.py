@@ -176,33 +176,24 @@ class TokenTargets:
         """(frames, input ids, next-token labels); short clips are padded with their last
         frame, the margin's silence.  ``rng`` draws which utterances get a previous-text
         prompt (``share`` of them, default the configured one) and which."""
+        share = self.share if share is None else share
+        before = [self.prompts.prompt(u.spoken, rng) if rng is not None and share
+                  and rng.random() < share else [] for u in batch]
         longest = max(u.frames for u in batch)
+        length = max(len(p) + len(self.prompt) + len(u.labels)
+                     for p, u in zip(before, batch, strict=True))
         x = np.zeros((len(batch), longest, corpus.width), np.float32)
-        for i, utt in enumerate(batch):
+        ids = np.full((len(batch), length), self.eot, np.int64)
+        labels = np.full((len(batch), length), IGNORE, np.int64)
+        for i, (prefix, utt) in enumerate(zip(before, batch, strict=True)):
             frames = corpus.frames(utt)
             x[i, : utt.frames] = frames
             x[i, utt.frames :] = frames[-1]
-        ids, labels = self.sequences([u.spoken for u in batch], [u.labels for u in batch], rng,
-                                     share)
-        return torch.from_numpy(x), ids, labels
-
-    def sequences(self, spoken: list[str], texts: list[list[int]],
-                  rng: np.random.Generator | None = None, share: float | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input ids, next-token labels) of a batch: ``texts`` are the utterances' label
-        ids (``labels``), ``spoken`` their written texts, which draw the prompts."""
-        share = self.share if share is None else share
-        before = [self.prompts.prompt(text, rng) if rng is not None and share
-                  and rng.random() < share else [] for text in spoken]
-        length = max(len(p) + len(self.prompt) + len(t) for p, t in zip(before, texts, strict=True))
-        ids = np.full((len(texts), length), self.eot, np.int64)
-        labels = np.full((len(texts), length), IGNORE, np.int64)
-        for i, (prefix, text) in enumerate(zip(before, texts, strict=True)):
             given = [*prefix, *self.prompt]
-            sequence = [*given, *text]
+            sequence = [*given, *utt.labels]
             ids[i, : len(sequence)] = sequence
-            labels[i, len(given) - 1 : len(sequence)] = [*text, self.eot]
-        return torch.from_numpy(ids), torch.from_numpy(labels)
+            labels[i, len(given) - 1 : len(sequence)] = [*utt.labels, self.eot]
+        return torch.from_numpy(x), torch.from_numpy(ids), torch.from_numpy(labels)
 
 
 def batch_loss(decoder, batch) -> torch.Tensor:
