@@ -316,12 +316,19 @@ def train(decoder, corpus, targets, train_utts, valid_utts, args) -> dict:
     step, losses = 0, []
     decoder.train()
     for epoch in range(args.epochs):
-        for batch in batches(train_utts, args.batch_frames,
-                             np.random.default_rng([args.seed, epoch])):
+        # Collating (prompts drawn and tokenized, frames padded) is most of a step's time, so
+        # worker processes collate the next batches while the GPU trains on this one.
+        order = [(batch, [args.seed, epoch, epoch * steps_per_epoch + i]) for i, batch in
+                 enumerate(batches(train_utts, args.batch_frames,
+                                   np.random.default_rng([args.seed, epoch])))]
+        loader = torch.utils.data.DataLoader(
+            order, batch_size=None, num_workers=args.loader_workers, prefetch_factor=4,
+            multiprocessing_context="fork", collate_fn=lambda item: targets.collate(
+                corpus, item[0], np.random.default_rng(item[1])))
+        for collated in loader:
             if step >= plan["total"] or time.perf_counter() > deadline:
                 break  # the schedule's end, or a hard stop before it is fitted (step 50)
-            batch_rng = np.random.default_rng([args.seed, epoch, step])
-            loss = dt.batch_loss(decoder, targets.collate(corpus, batch, batch_rng))
+            loss = dt.batch_loss(decoder, collated)
             optimizer_step(loss, optimizer, schedule, params, 1.0)
             losses.append(loss.item())
             step += 1
@@ -437,6 +444,9 @@ def main() -> None:
     r.add_argument("--rank", type=int, default=32)
     r.add_argument("--batch-frames", type=int, default=24_000)
     r.add_argument("--encode-batch", type=int, default=128)
+    r.add_argument("--loader-workers", type=int,
+                   default=max(1, min(12, len(os.sched_getaffinity(0)) - 1)),
+                   help="processes collating training batches")
     r.add_argument("--context-share", type=float, default=0.5)
     r.add_argument("--held-out", type=float, default=0.02, help="share of articles held out")
     r.add_argument("--validation-utterances", type=int, default=600)
