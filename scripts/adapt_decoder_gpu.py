@@ -13,9 +13,11 @@ where a GPU is lent for minutes and nothing can be installed: PyTorch, NumPy, Sc
 `pack` writes what the machine lacks: the Whisper weights as int8 rows (`whisper_port.compact`,
 half the float16 size), the tokenizer, the training texts with the candidate articles of the
 previous-text prompts (found here with the embedder), and espeak-ng unpacked from its Debian
-packages with a stand-in for its sound library (`pcaudio_stub.c`).  `run` voices the texts
-with every espeak-ng training voice on all CPU cores (rate, pitch and the `speech_data`
-augmentations drawn per utterance, a few voicings per text), makes the log-mel windows the
+packages with a stand-in for its sound library (`pcaudio_stub.c`); with `--flite`, also flite's
+kal voices (`flite_kal.c`, 4 MB: 46 MB in all).  `run` voices the texts with every espeak-ng
+training voice on all CPU cores, and flite kal/kal16 for `--flite-share` of them (rate, pitch
+and the `speech_data` augmentations drawn per utterance, a few voicings per text), makes the
+log-mel windows the
 integrated decode hears (speech + 2 s margin), encodes them in batches on the GPU
 (`whisper_port.WhisperEncoder`, masked per window), then trains the LoRA factors with
 `decoder_trainer`'s teacher forcing.  Each phase has a time budget, so the run ends in time
@@ -55,9 +57,13 @@ from assistant.audio import SAMPLE_RATE  # noqa: E402
 from assistant.training.whisper_port import compact, log_mel  # noqa: E402
 
 DEBS = ("espeak-ng", "libespeak-ng1", "espeak-ng-data", "libsonic0")
+FLITE_DEBS = ("flite1-dev", "libflite1", "libasound2")
+FLITE_LIBS = ("libflite.so.1", "libflite_usenglish.so.1", "libflite_cmulex.so.1",
+              "libflite_cmu_us_kal.so.1", "libflite_cmu_us_kal16.so.1", "libasound.so.2")
+FLITE_VOICES = ("flite:kal", "flite:kal16")  # speech_data's; awb, rms and slt are eval voices
 # in memory where there is /dev/shm: each espeak-ng call reads its data files anew
-ESPEAK_HOME = (Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-               ) / "s2r-espeak"
+HOME = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+ESPEAK_HOME, FLITE_HOME = HOME / "s2r-espeak", HOME / "s2r-flite"
 MARGIN_S = 2.0  # the integrated decode's window: speech + this (s2r.DecodeConfig.margin_s)
 
 
@@ -84,6 +90,28 @@ def pack_espeak(kit: Path) -> None:
         shutil.rmtree(root / "usr/share", ignore_errors=True)  # docs and man pages
         with tarfile.open(kit / "espeak.tar.xz", "w:xz") as tar:
             tar.add(root, arcname=".")
+
+
+def pack_flite(kit: Path) -> None:
+    """``flite_kal`` (``flite_kal.c``: flite's kal voices only) built against flite's Debian
+    packages, with the libraries it loads, as ``flite.tar.xz``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root, out = Path(tmp) / "root", Path(tmp) / "out"
+        subprocess.run(["apt-get", "download", *FLITE_DEBS], cwd=tmp, check=True,
+                       capture_output=True)
+        for deb in Path(tmp).glob("*.deb"):
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        lib = root / "usr/lib/x86_64-linux-gnu"
+        (out / "lib").mkdir(parents=True)
+        subprocess.run(["gcc", "-O2", "-I", str(root / "usr/include"), "-L", str(lib),
+                        f"-Wl,-rpath-link,{lib}", "-o", str(out / "flite_kal"),
+                        str(Path(__file__).with_name("flite_kal.c")), "-lflite_cmu_us_kal",
+                        "-lflite_cmu_us_kal16", "-lflite_usenglish", "-lflite_cmulex",
+                        "-lflite", "-lm"], check=True)
+        for name in FLITE_LIBS:
+            shutil.copy(lib / name, out / "lib" / name)  # follows the version symlinks
+        with tarfile.open(kit / "flite.tar.xz", "w:xz") as tar:
+            tar.add(out, arcname=".")
 
 
 def pack(args: argparse.Namespace) -> None:
@@ -124,6 +152,8 @@ def pack(args: argparse.Namespace) -> None:
         "base": transcriber.location.name, "base_sha256": sha256_of(model_bin),
         "excluded_articles": len(excluded), "seed": args.seed}), encoding="utf-8")
     pack_espeak(kit)
+    if args.flite:
+        pack_flite(kit)
     sizes = {p.name: p.stat().st_size for p in sorted(kit.iterdir())}
     log(f"kit: {sum(sizes.values()) / 1e6:.1f} MB {sizes}")
 
@@ -131,32 +161,47 @@ def pack(args: argparse.Namespace) -> None:
 # --- run (on the accelerator machine) ---------------------------------------------------------
 
 
-def unpack_espeak(kit: Path) -> None:
-    if not (ESPEAK_HOME / "usr/bin/espeak-ng").exists():
-        with tarfile.open(kit / "espeak.tar.xz") as tar:
-            tar.extractall(ESPEAK_HOME, filter="fully_trusted")
-    lib = ESPEAK_HOME / "usr/lib/x86_64-linux-gnu"
-    os.environ["LD_LIBRARY_PATH"] = f"{lib}:{os.environ.get('LD_LIBRARY_PATH', '')}"
-    os.environ["ESPEAK_DATA_PATH"] = str(lib)
+def unpack_engines(kit: Path) -> list[str]:
+    """Unpack the kit's speech engines; the training voices they speak (``engine:voice``)."""
+    from assistant.training.speech_data import espeak_voices
+
+    for name, home in (("espeak", ESPEAK_HOME), ("flite", FLITE_HOME)):
+        if (kit / f"{name}.tar.xz").exists() and not home.exists():
+            with tarfile.open(kit / f"{name}.tar.xz") as tar:
+                tar.extractall(home, filter="fully_trusted")
+    libs = [ESPEAK_HOME / "usr/lib/x86_64-linux-gnu", FLITE_HOME / "lib"]
+    os.environ["LD_LIBRARY_PATH"] = ":".join([*map(str, libs),
+                                              os.environ.get("LD_LIBRARY_PATH", "")])
+    os.environ["ESPEAK_DATA_PATH"] = str(libs[0])
+    flite = list(FLITE_VOICES) if (FLITE_HOME / "flite_kal").exists() else []
+    return [f"espeak-ng:{v}" for v in espeak_voices()] + flite
 
 
 def speak(text: str, voice: str, rate: int, pitch: int, wav: Path) -> np.ndarray | None:
-    """16 kHz float32 speech from the unpacked espeak-ng (None if it fails)."""
-    from assistant.training.speech_data import speak_without_pyav
+    """16 kHz float32 speech from an unpacked engine (None if it fails); ``rate`` and
+    ``pitch`` apply to espeak-ng voices, as ``speech_data`` varies only those."""
+    from assistant.training.speech_data import speak_without_pyav, wav_at_16k
 
-    return speak_without_pyav(text, voice, rate, pitch, wav,
-                              binary=str(ESPEAK_HOME / "usr/bin/espeak-ng"))
+    engine, name = voice.split(":", 1)
+    if engine == "espeak-ng":
+        return speak_without_pyav(text, name, rate, pitch, wav,
+                                  binary=str(ESPEAK_HOME / "usr/bin/espeak-ng"))
+    done = subprocess.run([str(FLITE_HOME / "flite_kal"), name, text, str(wav)],
+                          capture_output=True)
+    return None if done.returncode else wav_at_16k(wav)
 
 
 _worker: dict = {}
 
 
-def _init_worker(kit: str, voices: list[str], seed: int) -> None:
+def _init_worker(kit: str, voices: list[str], seed: int, flite_share: float) -> None:
     from assistant.training.speech_data import Augmentation
 
-    unpack_espeak(Path(kit))
-    _worker.update(filters=np.load(Path(kit) / "mel_filters.npy"), voices=voices, seed=seed,
-                   pool=[], aug=Augmentation(), wav=Path(tempfile.mkstemp(suffix=".wav")[1]))
+    unpack_engines(Path(kit))
+    _worker.update(filters=np.load(Path(kit) / "mel_filters.npy"), seed=seed, pool=[],
+                   espeak=[v for v in voices if v.startswith("espeak-ng:")],
+                   flite=[v for v in voices if v.startswith("flite:")], flite_share=flite_share,
+                   aug=Augmentation(), wav=Path(tempfile.mkstemp(suffix=".wav")[1]))
 
 
 def voice_one(item: tuple[int, str]):
@@ -167,7 +212,8 @@ def voice_one(item: tuple[int, str]):
     key, text = item
     w = _worker
     rng = np.random.default_rng([w["seed"], key])
-    voice = w["voices"][int(rng.integers(len(w["voices"])))]
+    engine = "flite" if w["flite"] and rng.random() < w["flite_share"] else "espeak"
+    voice = w[engine][int(rng.integers(len(w[engine])))]
     clean = speak(text, voice, int(rng.integers(125, 205)), int(rng.integers(25, 75)), w["wav"])
     if clean is None or not SAMPLE_RATE // 4 <= clean.size <= MAX_SECONDS * SAMPLE_RATE:
         return None
@@ -217,15 +263,17 @@ def encode_batch(encoder, mels: list[np.ndarray], device) -> list[np.ndarray]:
 
 
 def check_voices(voices: list[str]) -> None:
-    """Stop at once if espeak-ng cannot speak here; log what one utterance costs."""
+    """Stop at once if an engine cannot speak here; log what one call of each costs."""
     wav = Path(tempfile.mkstemp(suffix=".wav")[1])
-    audio = speak("Who founded the Lutheran communion in Finland?", voices[0], 160, 50, wav)
-    if audio is None or audio.size < SAMPLE_RATE // 4:
-        raise SystemExit("espeak-ng does not speak on this machine")
-    timer = time.perf_counter()  # after the first call, which loads SciPy
-    for _ in range(10):
-        speak("Who founded the Lutheran communion in Finland?", voices[0], 160, 50, wav)
-    log(f"one espeak-ng call: {(time.perf_counter() - timer) * 100:.0f} ms")
+    text = "Who founded the Lutheran communion in Finland?"
+    for voice in [voices[0], *[v for v in voices if v.startswith("flite:")][:1]]:
+        audio = speak(text, voice, 160, 50, wav)
+        if audio is None or audio.size < SAMPLE_RATE // 4:
+            raise SystemExit(f"{voice} does not speak on this machine")
+        timer = time.perf_counter()  # after the first call, which loads SciPy
+        for _ in range(10):
+            speak(text, voice, 160, 50, wav)
+        log(f"one {voice} call: {(time.perf_counter() - timer) * 100:.0f} ms")
     wav.unlink()
 
 
@@ -242,13 +290,12 @@ def planned_utterances(texts: list[str], articles: list[str], args: argparse.Nam
     return [(key, texts[i]) for key, i in enumerate(order)], len(valid), len(held)
 
 
-def voice_and_encode(items, n_valid: int, encoder, targets, args, device) -> tuple:
+def voice_and_encode(items, n_valid: int, voices: list[str], encoder, targets, args, device
+                     ) -> tuple:
     """Voice ``items`` on every core but one until the data step's time is up, encoding the
     windows on ``device`` as they come; (corpus, training utterances, validation utterances,
     stats)."""
     from multiprocessing import get_context
-
-    from assistant.training.speech_data import espeak_voices
 
     corpus = MemoryCorpus()
     train_utts, valid_utts, pending = [], [], []
@@ -274,7 +321,7 @@ def voice_and_encode(items, n_valid: int, encoder, targets, args, device) -> tup
 
     deadline = time.perf_counter() + args.synth_seconds
     with get_context("fork").Pool(stats["workers"], _init_worker,
-                                  (str(args.kit), espeak_voices(), args.seed)) as pool:
+                                  (str(args.kit), voices, args.seed, args.flite_share)) as pool:
         for done, result in enumerate(pool.imap_unordered(voice_one, items, chunksize=8), 1):
             if result is None:
                 stats["skipped"] += 1
@@ -361,22 +408,22 @@ def run(args: argparse.Namespace) -> None:
 
     from assistant.training import decoder_trainer as dt
     from assistant.training.candidate_prompts import CandidatePrompts
-    from assistant.training.speech_data import Augmentation, espeak_voices
+    from assistant.training.speech_data import Augmentation
     from assistant.training.whisper_port import WhisperEncoder, expand
 
     started = time.perf_counter()
     kit = args.kit
     args.out.mkdir(parents=True, exist_ok=True)
-    unpack_espeak(kit)
-    check_voices(espeak_voices())
+    voices = unpack_engines(kit)
+    check_voices(voices)
     with gzip.open(kit / "texts.json.gz", "rt", encoding="utf-8") as f:
         data = json.load(f)
     texts, articles = data["texts"], data["articles"]
     base = json.loads((kit / "base.json").read_text(encoding="utf-8"))
     items, n_valid, n_held = planned_utterances(texts, articles, args)
-    log(f"{len(texts):,} texts, {n_held} held-out articles, {len(espeak_voices())} voices, "
+    log(f"{len(texts):,} texts, {n_held} held-out articles, {len(voices)} voices, "
         f"{len(items):,} utterances planned, {len(os.sched_getaffinity(0))} CPUs")
-    _init_worker(str(kit), espeak_voices(), args.seed)
+    _init_worker(str(kit), voices, args.seed, args.flite_share)
     timer = time.perf_counter()
     for item in items[:20]:
         voice_one(item)
@@ -392,7 +439,8 @@ def run(args: argparse.Namespace) -> None:
                                dict(zip(texts, articles, strict=True)), hf_tokenizer)
     targets = dt.TokenTargets(hf_tokenizer, prompts, args.context_share)
     corpus, train_utts, valid_utts, stats = voice_and_encode(
-        items, n_valid, WhisperEncoder(variables).to(device).eval(), targets, args, device)
+        items, n_valid, voices, WhisperEncoder(variables).to(device).eval(), targets, args,
+        device)
     hours = stats["seconds"] / 3600
     log(f"data: {len(train_utts):,} training + {len(valid_utts)} validation utterances, "
         f"{hours:.1f} h, {len(stats['voices'])} voices, {stats['skipped']} skipped")
@@ -431,6 +479,8 @@ def main() -> None:
                    help="a benchmark whose articles training must not see (repeatable)")
     p.add_argument("--init", type=Path, help="an adapter (.npz) to start from")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flite", action="store_true",
+                   help="add flite's kal voices (builds scripts/flite_kal.c with gcc)")
     r = sub.add_parser("run", help="voice, encode and train (on the accelerator machine)")
     r.add_argument("kit", type=Path)
     r.add_argument("out", type=Path)
@@ -448,6 +498,8 @@ def main() -> None:
                    default=max(1, min(12, len(os.sched_getaffinity(0)) - 1)),
                    help="processes collating training batches")
     r.add_argument("--context-share", type=float, default=0.5)
+    r.add_argument("--flite-share", type=float, default=0.1,
+                   help="share of utterances voiced by flite kal/kal16, if the kit has them")
     r.add_argument("--held-out", type=float, default=0.02, help="share of articles held out")
     r.add_argument("--validation-utterances", type=int, default=600)
     r.add_argument("--fresh", action="store_true", help="ignore the kit's init adapter")

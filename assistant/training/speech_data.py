@@ -58,25 +58,29 @@ def training_voices() -> list[str]:
     return voices
 
 
-def speak_without_pyav(text: str, voice: str, rate_wpm: int, pitch: int, wav: Path,
-                       binary: str = "espeak-ng") -> np.ndarray | None:
-    """16 kHz float32 speech from espeak-ng (``voice`` as it names them), read with the standard
-    library and resampled by SciPy, for machines without PyAV (``tts.synthesize`` decodes with
-    it); None if espeak-ng fails.  ``wav`` is where it writes, and stays for the caller."""
-    import subprocess
+def wav_at_16k(wav: Path) -> np.ndarray:
+    """A 16-bit mono WAV file as 16 kHz float32, read with the standard library and resampled
+    by SciPy: for machines without PyAV (``tts.synthesize`` decodes with it)."""
     import wave
 
     from scipy.signal import resample_poly
 
-    done = subprocess.run([binary, "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "-w",
-                           str(wav), text], capture_output=True)
-    if done.returncode:
-        return None
     with wave.open(str(wav)) as w:
         rate = w.getframerate()
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
     g = math.gcd(SAMPLE_RATE, rate)
     return resample_poly(pcm, SAMPLE_RATE // g, rate // g).astype(np.float32)
+
+
+def speak_without_pyav(text: str, voice: str, rate_wpm: int, pitch: int, wav: Path,
+                       binary: str = "espeak-ng") -> np.ndarray | None:
+    """espeak-ng's speech (``voice`` as it names them) through ``wav_at_16k``; None if
+    espeak-ng fails.  ``wav`` is where it writes, and stays for the caller."""
+    import subprocess
+
+    done = subprocess.run([binary, "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "-w",
+                           str(wav), text], capture_output=True)
+    return None if done.returncode else wav_at_16k(wav)
 
 
 def usable_voices(voices: Sequence[str]) -> list[str]:
