@@ -34,6 +34,16 @@ def check_voice(voice: str) -> tuple[str, str]:
     return engine, name
 
 
+def espeak_command(source: Path, wav: Path, name: str, rate_wpm: int = 160,
+                   pitch: int | None = None, binary: str = "espeak-ng") -> list[str]:
+    """espeak-ng speaking the text in the file ``source`` (so no text is read as an option)
+    with voice ``name`` into ``wav``."""
+    cmd = [binary, "-v", name, "-s", str(rate_wpm), "-w", str(wav), "-f", str(source)]
+    if pitch is not None:
+        cmd[1:1] = ["-p", str(pitch)]
+    return cmd
+
+
 def synthesize(text: str, voice: str, rate_wpm: int = 160, pitch: int | None = None
                ) -> np.ndarray:
     """Speak ``text`` with ``voice``; returns float32 16 kHz mono samples.  ``rate_wpm`` and
@@ -44,9 +54,7 @@ def synthesize(text: str, voice: str, rate_wpm: int = 160, pitch: int | None = N
         source = Path(tmp) / "text.txt"
         source.write_text(text, encoding="utf-8")
         if engine == "espeak-ng":
-            cmd = ["espeak-ng", "-v", name, "-s", str(rate_wpm), "-w", str(wav), "-f", str(source)]
-            if pitch is not None:
-                cmd[1:1] = ["-p", str(pitch)]
+            cmd = espeak_command(source, wav, name, rate_wpm, pitch)
         elif engine == "festival":
             cmd = ["text2wave", "-eval", f"(voice_{name})", "-o", str(wav), str(source)]
         else:

@@ -60,7 +60,6 @@ DEBS = ("espeak-ng", "libespeak-ng1", "espeak-ng-data", "libsonic0")
 FLITE_DEBS = ("flite1-dev", "libflite1", "libasound2")
 FLITE_LIBS = ("libflite.so.1", "libflite_usenglish.so.1", "libflite_cmulex.so.1",
               "libflite_cmu_us_kal.so.1", "libflite_cmu_us_kal16.so.1", "libasound.so.2")
-FLITE_VOICES = ("flite:kal", "flite:kal16")  # speech_data's; awb, rms and slt are eval voices
 # in memory where there is /dev/shm: each espeak-ng call reads its data files anew
 HOME = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
 ESPEAK_HOME, FLITE_HOME = HOME / "s2r-espeak", HOME / "s2r-flite"
@@ -163,17 +162,18 @@ def pack(args: argparse.Namespace) -> None:
 
 def unpack_engines(kit: Path) -> list[str]:
     """Unpack the kit's speech engines; the training voices they speak (``engine:voice``)."""
-    from assistant.training.speech_data import espeak_voices
+    from assistant.training.speech_data import OTHER_VOICES, espeak_voices
 
     for name, home in (("espeak", ESPEAK_HOME), ("flite", FLITE_HOME)):
         if (kit / f"{name}.tar.xz").exists() and not home.exists():
             with tarfile.open(kit / f"{name}.tar.xz") as tar:
                 tar.extractall(home, filter="fully_trusted")
-    libs = [ESPEAK_HOME / "usr/lib/x86_64-linux-gnu", FLITE_HOME / "lib"]
-    os.environ["LD_LIBRARY_PATH"] = ":".join([*map(str, libs),
-                                              os.environ.get("LD_LIBRARY_PATH", "")])
-    os.environ["ESPEAK_DATA_PATH"] = str(libs[0])
-    flite = list(FLITE_VOICES) if (FLITE_HOME / "flite_kal").exists() else []
+    libs = [str(ESPEAK_HOME / "usr/lib/x86_64-linux-gnu"), str(FLITE_HOME / "lib")]
+    paths = os.environ.get("LD_LIBRARY_PATH", "").split(":")
+    os.environ["LD_LIBRARY_PATH"] = ":".join([*libs, *(p for p in paths if p not in libs)])
+    os.environ["ESPEAK_DATA_PATH"] = libs[0]
+    has_flite = (FLITE_HOME / "flite_kal").exists()  # its kal and kal16 voices
+    flite = [v for v in OTHER_VOICES if v.startswith("flite:") and has_flite]
     return [f"espeak-ng:{v}" for v in espeak_voices()] + flite
 
 

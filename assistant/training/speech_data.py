@@ -31,7 +31,7 @@ from assistant.bench_build import (
 )
 from assistant.chunking import split_sentences
 from assistant.e2e import normalize_text
-from assistant.tts import TTSError, synthesize
+from assistant.tts import TTSError, espeak_command, synthesize
 from assistant.wiki_corpus import in_eval_split
 
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
@@ -75,11 +75,14 @@ def wav_at_16k(wav: Path) -> np.ndarray:
 def speak_without_pyav(text: str, voice: str, rate_wpm: int, pitch: int, wav: Path,
                        binary: str = "espeak-ng") -> np.ndarray | None:
     """espeak-ng's speech (``voice`` as it names them) through ``wav_at_16k``; None if
-    espeak-ng fails.  ``wav`` is where it writes, and stays for the caller."""
+    espeak-ng fails.  ``wav`` is where it writes (the text goes beside it), and stays for the
+    caller."""
     import subprocess
 
-    done = subprocess.run([binary, "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "-w",
-                           str(wav), text], capture_output=True)
+    source = wav.with_suffix(".txt")
+    source.write_text(text, encoding="utf-8")
+    done = subprocess.run(espeak_command(source, wav, voice, rate_wpm, pitch, binary),
+                          capture_output=True)
     return None if done.returncode else wav_at_16k(wav)
 
 
