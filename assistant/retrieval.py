@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from assistant.audio import change_speed
 from assistant.coverage import rerank_by_coverage
 from assistant.decode_context import candidate_context
 from assistant.runtime import Runtime
@@ -122,7 +123,9 @@ class Retriever:
         the tuning set), and, embedded, against audio chunks' spellings (``speech``)."""
         if (silent := self._silent(audio)) is not None:
             return silent
-        _, spelling, timings = self._spell(audio)
+        encoder_pass, timings = self._encode(audio)
+        spelling, spelt = self._spell(encoder_pass)
+        timings |= spelt
         if not spelling:
             return SearchResult([], "", timings)
         t0 = time.perf_counter()
@@ -138,22 +141,32 @@ class Retriever:
         ``hybrid_context_hits``, a second decode of the same pass reads the top hits' titles
         and rare words first (``decode_context``); its n-best list joins the first one's (or
         with ``hybrid_context_nbest=replace`` takes its place) and the search runs again
-        (unless it trips a guard).  The transcript stays the
-        first decode's 1-best: the second is heard with the candidates in mind.  A first
-        decode surer than ``hybrid_trust_logprob`` per word is not read again: its words are
-        most likely right, and a second reading could only trade them for a candidate's."""
+        (unless it trips a guard).  The transcript stays the first decode's 1-best: the second
+        is heard with the candidates in mind.
+
+        A first decode surer than ``hybrid_trust_logprob`` per word is searched as ``s2r``
+        searches it: its words are most likely right, so the e2e spelling (not even computed)
+        could only blur them and a second reading only trade them for a candidate's
+        (tune-trust-spelling.md).  An unsure one, with ``hybrid_speeds``, is also decoded from
+        copies of the question played faster or slower, whose n-best lists join its own."""
         if (silent := self._silent(audio)) is not None:
             return silent
         settings, recognizer = self.runtime.settings, self.runtime.query_recognizer
-        encoder_pass, spelling, timings = self._spell(audio)
+        encoder_pass, timings = self._encode(audio)
         recognition = recognizer.recognize(
             audio, encoder_pass if encoder_pass.covers(audio) else None)
         timings |= recognition.timings_ms
+        trusted = recognition.logprob_per_word > settings.hybrid_trust_logprob
+        spelling = ""
+        if not trusted:
+            spelling, spelt = self._spell(encoder_pass)
+            timings |= spelt
+            if settings.hybrid_speed_list:
+                recognition = self._with_speeds(audio, recognition, timings)
         t0 = time.perf_counter()
         legs = self.hybrid_legs(recognition, spelling, settings.hybrid_e2e_weight)
         if not legs:
             return SearchResult([], "", timings)
-        trusted = recognition.logprob_per_word > settings.hybrid_trust_logprob
         context_hits = 0 if trusted or not encoder_pass.covers(audio) \
             else settings.hybrid_context_hits
         timings["embed"] = (time.perf_counter() - t0) * 1e3
@@ -179,6 +192,19 @@ class Retriever:
         for step, ms in result.timings_ms.items():  # the second search and its reorder
             timings[step] = timings.get(step, 0.0) + ms
         return SearchResult(result.hits, first.transcript, timings)
+
+    def _with_speeds(self, audio: np.ndarray, recognition: Recognition,
+                     timings: dict[str, float]) -> Recognition:
+        """``recognition`` with the n-best lists of ``audio`` played at each of the
+        ``hybrid_speeds`` joined to its own (a copy that trips a guard adds nothing: the
+        padded pass would cost more than one more reading is worth)."""
+        t0 = time.perf_counter()
+        recognizer = self.runtime.query_recognizer
+        extra = [h for speed in self.runtime.settings.hybrid_speed_list
+                 for h in recognizer.recognize(change_speed(audio, speed),
+                                               padded_fallback=False).hypotheses]
+        timings["asr_speeds"] = (time.perf_counter() - t0) * 1e3
+        return replace(recognition, hypotheses=recognition.hypotheses + extra)
 
     def reread(self, audio: np.ndarray, encoder_pass: EncoderPass, hits: list[Hit]
                ) -> list[Hypothesis]:
@@ -210,14 +236,17 @@ class Retriever:
         return legs + self.readings_legs(texts, weights, words=False, speech=True,
                                          embed=embedded)
 
-    def _spell(self, audio: np.ndarray) -> tuple[EncoderPass, str, dict[str, float]]:
-        """The reduced-window encoder pass and the e2e head's spelling, with their times."""
+    def _encode(self, audio: np.ndarray) -> tuple[EncoderPass, dict[str, float]]:
+        """The reduced-window encoder pass both S2R paths share, with its time."""
         t0 = time.perf_counter()
         encoder_pass = self.runtime.query_recognizer.encode(audio, cut=True)
-        t1 = time.perf_counter()
+        return encoder_pass, {"encode": (time.perf_counter() - t0) * 1e3}
+
+    def _spell(self, encoder_pass: EncoderPass) -> tuple[str, dict[str, float]]:
+        """The e2e head's spelling of ``encoder_pass``, with its time."""
+        t0 = time.perf_counter()
         spelling = self.runtime.e2e.spell(encoder_pass.frames(), encoder_pass.seconds).text
-        return encoder_pass, spelling, {"encode": (t1 - t0) * 1e3,
-                                        "e2e": (time.perf_counter() - t1) * 1e3}
+        return spelling, {"e2e": (time.perf_counter() - t0) * 1e3}
 
     def readings_legs(self, texts: list[str], weights: np.ndarray, words: bool = True,
                       speech: bool = False, chars: bool | None = None,

@@ -149,9 +149,11 @@ class IntegratedRecognizer:
         return EncoderPass(self._encode_features(self.model, self._features(audio, window)),
                            window, seconds)
 
-    def recognize(self, audio: np.ndarray, encoder_pass: EncoderPass | None = None
-                  ) -> Recognition:
-        """Decode ``audio``, reusing ``encoder_pass`` (from ``encode``) when given."""
+    def recognize(self, audio: np.ndarray, encoder_pass: EncoderPass | None = None,
+                  padded_fallback: bool = True) -> Recognition:
+        """Decode ``audio``, reusing ``encoder_pass`` (from ``encode``) when given.  Without
+        ``padded_fallback`` a decode that trips a guard gives no hypotheses (the caller has
+        other readings and would rather not wait for the padded pass)."""
         seconds = audio.size / SAMPLE_RATE
         started = time.perf_counter()
         cap = int(self.config.tokens_per_s * seconds + self.config.cap_extra_tokens)
@@ -164,6 +166,9 @@ class IntegratedRecognizer:
                                    {"asr": (time.perf_counter() - started) * 1e3})
         else:
             reason = "longer than one window"
+        if not padded_fallback:
+            return Recognition([], reason, encoder_pass.window_s if encoder_pass else 0.0,
+                               {"asr": (time.perf_counter() - started) * 1e3})
         padded = self._encode_features(self.padded_encoder, self._features(audio, MAX_WINDOW_S))
         hypotheses, _ = self._decode(padded, cap=None)
         return Recognition(hypotheses, reason, MAX_WINDOW_S,

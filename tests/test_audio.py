@@ -10,6 +10,7 @@ import pytest
 from assistant.audio import (
     SAMPLE_RATE,
     AudioDecodeError,
+    change_speed,
     decode_audio,
     iter_audio_blocks,
     write_wav,
@@ -128,3 +129,16 @@ def test_truncated_file_keeps_what_decodes_or_fails_clearly(tmp_path):
         assert "cut.flac" in str(exc)
     else:
         assert 0.5 * SAMPLE_RATE < audio.size < 3.0 * SAMPLE_RATE
+
+
+@pytest.mark.parametrize("speed", [0.8, 1.25])
+def test_a_faster_copy_is_shorter_and_higher(speed):
+    seconds = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = (0.5 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)
+    played = change_speed(tone, speed)
+    assert played.dtype == np.float32 and played.size == round(SAMPLE_RATE / speed)
+    peak_hz = np.abs(np.fft.rfft(played)).argmax() * SAMPLE_RATE / played.size
+    assert peak_hz == pytest.approx(440 * speed, abs=2)
+    assert played.std() == pytest.approx(tone.std(), rel=0.01)  # as loud as before
+    with pytest.raises(ValueError, match="speed must be > 0"):
+        change_speed(tone, 0)

@@ -67,6 +67,14 @@ def test_a_tripped_guard_falls_back_to_the_padded_pass(models, speak):
     assert "coffee house in london" in recognition.text.lower()  # the full sentence came back
 
 
+def test_a_tripped_guard_without_the_padded_fallback_gives_nothing(models, speak):
+    strict = IntegratedRecognizer(models.transcriber, DecodeConfig(tokens_per_s=0,
+                                                                   cap_extra_tokens=3))
+    recognition = strict.recognize(speak(CLEAN[1]), padded_fallback=False)
+    assert recognition.fallback == "token cap hit" and recognition.hypotheses == []
+    assert recognition.text == "" and recognition.window_s < 30.0
+
+
 def test_nbest_fusion(models):
     hyps = [Hypothesis("where was coffee first grown", -1.0),
             Hypothesis("where was coffee first thrown", -2.0)]
