@@ -144,9 +144,9 @@ class Retriever:
         (unless it trips a guard).  The transcript stays the first decode's 1-best: the second
         is heard with the candidates in mind.
 
-        A first decode surer than ``hybrid_trust_logprob`` per word is searched as ``s2r``
-        searches it: its words are most likely right, so the e2e spelling (not even computed)
-        could only blur them and a second reading only trade them for a candidate's
+        A first decode surer than ``hybrid_trust_logprob`` per word is searched by its n-best
+        list alone: its words are most likely right, so the e2e spelling (then not even
+        computed) could only blur them and a second reading only trade them for a candidate's
         (tune-trust-spelling.md).  An unsure one, with ``hybrid_speeds``, is also decoded from
         copies of the question played faster or slower, whose n-best lists join its own."""
         if (silent := self._silent(audio)) is not None:

@@ -234,10 +234,10 @@ class Settings:
             raise SettingsError("hybrid_trust_logprob must be <= 0 (a log-probability per "
                                 "word; 0 = always decode twice)")
         try:
-            speeds = self.hybrid_speed_list
+            valid = all(0.5 <= speed <= 2.0 for speed in self.hybrid_speed_list)
         except ValueError:
-            speeds = [0.0]
-        if any(not 0.5 <= speed <= 2.0 for speed in speeds):
+            valid = False
+        if not valid:
             raise SettingsError("hybrid_speeds must be comma-separated speeds between 0.5 and 2 "
                                 f"(e.g. 0.9,1.1), not {self.hybrid_speeds!r}")
         if self.s2r_vocabulary not in S2R_VOCABULARIES:
