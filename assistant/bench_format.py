@@ -1,7 +1,8 @@
 """Reading a benchmark directory (the format in DESIGN.md), with errors naming file and line.
 
     BENCH/corpus.jsonl   {"id", "title", "text"}  or  {"id", "audio", ...}  one passage a line
-    BENCH/queries.jsonl  {"id", "audio", "text", "relevant": [doc id, …]}
+    BENCH/queries.jsonl  {"id", "audio", "text", "relevant": [doc id, …]}  (optional "kind",
+                         "voice", "family": scored apart per kind and per voice family)
     BENCH/audio/         the audio files, paths relative to BENCH
 """
 
@@ -32,6 +33,7 @@ class Query:
     text: str  # reference transcript
     relevant: frozenset[str]
     kind: str = ""  # optional: what sort of query ("lead", "keywords", ...), scored apart
+    family: str = ""  # optional: the voice family that spoke it ("flite", "human", ...)
 
 
 @dataclass
@@ -140,4 +142,5 @@ def _query(row: dict, where: str, root: Path, ids: set[str]) -> Query:
     if unknown:
         raise BenchmarkError(f"{where}: relevant id(s) not in corpus.jsonl: {unknown[:3]}")
     return Query(query_id, audio, _text(row, "text", where, required=False),
-                 frozenset(map(str, relevant)), _text(row, "kind", where, required=False))
+                 frozenset(map(str, relevant)), _text(row, "kind", where, required=False),
+                 _text(row, "family", where, required=False))

