@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from assistant.models import resolve_whisper
+from assistant.models import WHISPER_TINY_EN, resolve_whisper
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,13 +35,13 @@ class Transcriber:
     """Plain full-window Whisper transcription: the cascade baseline and corpus transcripts."""
 
     def __init__(self, settings: Settings) -> None:
-        self.location = resolve_whisper(settings.whisper_model)
+        self.location = resolve_whisper(settings.whisper_model, settings.cache_dir)
         self.language = settings.asr_language or None
         self.beam_size = settings.asr_beam_size
         self.compute_type = settings.whisper_compute_type
         self.cache_dir = settings.cache_dir
         self.adapter_setting = settings.decoder_adapter.strip()
-        self.custom_whisper = bool(settings.whisper_model)
+        self.custom_whisper = settings.whisper_model not in ("", WHISPER_TINY_EN)
         self.model = self._load(settings.cpu_threads)
         self._models = {settings.cpu_threads: self.model}
         self._decoders: dict[tuple[int, str, str], object] = {}
@@ -78,13 +78,18 @@ class Transcriber:
         ``DecoderAdapterError`` for an adapter that is missing, corrupt or made for another
         model."""
         if self._decoder_dir is None:
-            from assistant.decoder_adapter import DEFAULT_ADAPTER, DecoderAdapter, adapted_model_dir
+            from assistant.decoder_adapter import (
+                BUNDLED_ADAPTER,
+                DEFAULT_ADAPTER,
+                DecoderAdapter,
+                adapted_model_dir,
+            )
 
-            if self.adapter_setting.lower() == "none" or (
-                    not self.adapter_setting and self.custom_whisper):
+            bundled = self.adapter_setting.lower() in ("", BUNDLED_ADAPTER)
+            if self.adapter_setting.lower() == "none" or (bundled and self.custom_whisper):
                 self._decoder_dir = self.model_dir  # the bundled adapter fits the bundled model
             else:
-                adapter = DecoderAdapter.load(self.adapter_setting or DEFAULT_ADAPTER)
+                adapter = DecoderAdapter.load(DEFAULT_ADAPTER if bundled else self.adapter_setting)
                 self._decoder_dir = adapted_model_dir(self.model_dir, adapter, self.cache_dir)
                 self._adapter_id = f"{adapter.card.get('version')}:{adapter.sha256[:12]}"
                 self._adapter_reads_context = adapter.reads_context

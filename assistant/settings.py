@@ -84,11 +84,13 @@ class Settings:
     # transcribed with the full vocabulary.
     s2r_vocabulary: str = "collection"
     # The LoRA adaptation of Whisper's decoder for the integrated S2R decode
-    # (``decoder_adapter``): "" = the adapter bundled for the bundled Whisper model (not used
-    # when whisper_model names another), a path to an .npz made by `s2r train --decoder`, or
-    # "none" (the packaged decoder).  The hybrid's second decode uses it only if it was trained
-    # to read a previous-text prompt (v2 was); the cascade and document transcripts never do.
-    decoder_adapter: str = ""
+    # (``decoder_adapter``): "none" (the packaged decoder, the default), "bundled" (adapter v2,
+    # made for the bundled tiny.en; not used when whisper_model names another) or a path to an
+    # .npz made by `s2r train --decoder`.  Off by default: trained on synthetic speech only, it
+    # tripled the word errors on real human speech (18.9 % vs the cascade's 6.3 %, issue 25).
+    # The hybrid's second decode uses it only if it was trained to read a previous-text prompt
+    # (v2 was); the cascade and document transcripts never do.
+    decoder_adapter: str = "none"
     # The e2e CTC head (numpy): "" = the checkpoint bundled with s2r, a path to an .npz made by
     # `s2r train`, or "none" (no e2e/hybrid search, no speech vectors for audio chunks).
     e2e_model: str = ""

@@ -33,8 +33,15 @@ def models(cache_dir) -> Runtime:
 
 @pytest.fixture(scope="session")
 def packaged_models(models) -> Runtime:
-    """``models`` with Whisper's packaged decoder (no decoder adapter), for comparisons."""
+    """``models`` with Whisper's packaged decoder (no decoder adapter, the default), named so
+    for comparisons with ``adapted_models``."""
     return models.with_settings(decoder_adapter="none")
+
+
+@pytest.fixture(scope="session")
+def adapted_models(models) -> Runtime:
+    """``models`` with the bundled decoder adapter (v2, opt-in) in the integrated decode."""
+    return models.with_settings(decoder_adapter="bundled")
 
 
 @pytest.fixture

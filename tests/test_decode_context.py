@@ -29,22 +29,22 @@ def test_the_context_is_titles_then_rare_words_once_each(models):
     assert candidate_context([("", "the cat sat on the mat")], tokenizer) == ""
 
 
-def test_a_decode_that_has_read_the_rare_word_hears_it(models, packaged_models, speak):
+def test_a_decode_that_has_read_the_rare_word_hears_it(adapted_models, packaged_models, speak):
     question = ("What is a species of flowering plant in the family Apiaceae that is native "
                 "to Greece?")
     audio = speak(question)
-    encoder_pass = models.recognizer.encode(audio)
+    encoder_pass = adapted_models.recognizer.encode(audio)
     plain = packaged_models.recognizer.recognize(audio, encoder_pass)
     assert "apiaceae" not in normalize_words(plain.text)  # tiny.en as packaged mishears it
-    context = candidate_context([PARSLEY, CUMIN], models.transcriber.model.hf_tokenizer)
+    context = candidate_context([PARSLEY, CUMIN], adapted_models.transcriber.model.hf_tokenizer)
     hypotheses = packaged_models.recognizer.decode_with_context(audio, encoder_pass, context)
     assert "apiaceae" in normalize_words(hypotheses[0].text)
     # the adapted decoder has learnt the name from the training speech, and (adapter v2)
     # to hear the question after such a prompt, not to go on with the prompt
-    adapted = models.recognizer.recognize(audio, encoder_pass)
+    adapted = adapted_models.recognizer.recognize(audio, encoder_pass)
     assert "apiaceae" in normalize_words(adapted.text)
-    assert models.recognizer.context_model is models.recognizer.model
-    reread = models.recognizer.decode_with_context(audio, encoder_pass, context)
+    assert adapted_models.recognizer.context_model is adapted_models.recognizer.model
+    reread = adapted_models.recognizer.decode_with_context(audio, encoder_pass, context)
     assert normalize_words(reread[0].text) == normalize_words(question)
 
 

