@@ -30,7 +30,7 @@ from assistant.bench_build import (
     lead_question,
 )
 from assistant.chunking import split_sentences
-from assistant.e2e import normalize_text
+from assistant.e2e import FRAMES_PER_S, normalize_text
 from assistant.tts import TTSError, espeak_command, synthesize
 from assistant.wiki_corpus import in_eval_split
 
@@ -222,7 +222,9 @@ def build_shard(index: int, texts: Sequence[str], voices: Sequence[str], seed: i
         encoder_pass = recognizer.encode(audio)
         if encoder_pass is None:
             continue
-        frames.append(encoder_pass.frames().astype(np.float16))
+        # the speech and its margin: a short clip's window is padded further, with silence
+        kept = round((encoder_pass.seconds + recognizer.config.margin_s) * FRAMES_PER_S)
+        frames.append(encoder_pass.frames()[:kept].astype(np.float16))
         meta.append({"text": normalize_text(text), "spoken": text, "voice": voice, "aug": applied,
                      "seconds": round(audio.size / SAMPLE_RATE, 3)})
     lengths = [f.shape[0] for f in frames]
