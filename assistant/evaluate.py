@@ -134,9 +134,8 @@ def score(bench: Benchmark, system: str, outcomes: list[QueryOutcome]) -> dict[s
     ranked = [o.ranked for o in outcomes]
     mean = lambda f: round(float(np.mean([f(r, s) for r, s in zip(ranked, rel, strict=True)])),  # noqa: E731
                            4)
-    wer = None
-    if outcomes and outcomes[0].hypothesis is not None:
-        wer = _corpus_wer(list(zip(bench.queries, outcomes, strict=True)))
+    pairs = list(zip(bench.queries, outcomes, strict=True))
+    wer = _corpus_wer(pairs) if outcomes and outcomes[0].hypothesis is not None else None
     ms = np.array([o.ms for o in outcomes])
     row = {
         "benchmark": bench.name,
@@ -151,7 +150,6 @@ def score(bench: Benchmark, system: str, outcomes: list[QueryOutcome]) -> dict[s
         "latency_p50_ms": round(float(np.percentile(ms, 50)), 1),
         "latency_p95_ms": round(float(np.percentile(ms, 95)), 1),
     }
-    pairs = list(zip(bench.queries, outcomes, strict=True))
     # where the misses are: keyword queries suffer most from a misheard name
     row.update(_grouped(pairs, "kind", "mrr@10_by_kind", wer is not None))
     # a decode tuned on some voices must be judged on the others: every family apart
@@ -215,8 +213,10 @@ def models_used(runtime: Runtime, systems: Sequence[str]) -> dict[str, str]:
     """Which weights produced the numbers: the Whisper model, the decoder adapter of the
     integrated decode (``unused`` when no system ran it, so a text-only run does not load
     and merge it just to name it) and the e2e head (``none`` when off)."""
+    from assistant.models import resolve_whisper
+
     s = runtime.settings
-    return {"whisper": runtime.transcriber.location.name,
+    return {"whisper": resolve_whisper(s.whisper_model, s.cache_dir).name,
             "decoder_adapter": runtime.transcriber.adapter_id
             if {"s2r", "hybrid"} & set(systems) else "unused",
             "e2e": runtime.e2e.sha256[:16] if runtime.e2e_enabled else "none",

@@ -38,10 +38,11 @@ class DecodeConfig:
     margin_s: float = 2.0  # zeros after the utterance: Whisper expects to "hear" speech end
     # A short clip's window is padded to at least this.  Whisper learnt 30 s windows: in a
     # window barely longer than the speech it hears words that are not there, most on clips
-    # of a second or two.  12 s took the packaged decoder's WER below the padded cascade's on
-    # every dev voice family and on real human speech (0.374 vs 0.494; 0.769 without it), at
-    # ~0.3x the cascade's time (benchmarks/results/decode-defaults.md).
-    min_window_s: float = 12.0
+    # of a second or two.  10 s took the packaged decoder's WER below the padded cascade's on
+    # every dev voice family and on real human speech (0.418 vs 0.472; 0.769 without it) in
+    # 0.27x its time; 12 s heard better still (0.374) but cost 0.31x, 8 s only tied the
+    # cascade (benchmarks/results/decode-defaults.md).
+    min_window_s: float = 10.0
     # No n-gram ban: a spoken prompt may repeat a phrase ("... followed by the pound key"),
     # and a decode that loops instead trips the repeated-4-gram guard and falls back to the
     # padded pass (same WER as a ban of 3 on the dev families, decode-defaults.md).

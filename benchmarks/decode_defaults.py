@@ -44,6 +44,7 @@ VARIANTS: dict[str, tuple[dict, str | None]] = {
     "min-window-8": ({"min_window_s": 8.0}, None),
     "min-window-10": ({"min_window_s": 10.0}, None),
     "min-window-12": ({"min_window_s": 12.0}, None),
+    "min-window-14": ({"min_window_s": 14.0}, None),
     "stock": ({"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}, "none"),
 }
 
