@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from assistant.models import WHISPER_TINY_EN, resolve_whisper
+from assistant.models import is_bundled_whisper, resolve_whisper
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Transcriber:
         self.compute_type = settings.whisper_compute_type
         self.cache_dir = settings.cache_dir
         self.adapter_setting = settings.decoder_adapter.strip()
-        self.custom_whisper = settings.whisper_model not in ("", WHISPER_TINY_EN)
+        self.custom_whisper = not is_bundled_whisper(settings.whisper_model)
         self.model = self._load(settings.cpu_threads)
         self._models = {settings.cpu_threads: self.model}
         self._decoders: dict[tuple[int, str, str], object] = {}

@@ -44,6 +44,7 @@ VOICE_FAMILIES: dict[str, tuple[str, ...]] = {
     "festival-hts": ("festival:cmu_us_slt_arctic_hts",),  # statistical-parametric, not diphone
 }
 EVAL_VOICES = tuple(v for voices in VOICE_FAMILIES.values() for v in voices)
+FAMILY_OF = {voice: family for family, voices in VOICE_FAMILIES.items() for voice in voices}
 # Babble for the noise condition: other engines' voices, never the speaker of the query.
 BABBLE_VOICES = ("espeak-ng:en-us", "espeak-ng:en-gb", "espeak-ng:en-us+f3", "espeak-ng:en-sc")
 CONDITIONS = ("clean", "noise", "phone")
@@ -147,15 +148,6 @@ def _voice_for(index: int) -> str:
     return voices[(rounds // len(families)) % len(voices)]
 
 
-def voice_family(voice: str) -> str:
-    """The family of a benchmark voice (``VOICE_FAMILIES``); else its engine, or "" for a
-    query with no voice (a recording)."""
-    for family, voices in VOICE_FAMILIES.items():
-        if voice in voices:
-            return family
-    return voice.partition(":")[0]
-
-
 def _lead_query(extract: str) -> str | None:
     sentences = split_sentences(extract)
     if len(sentences) < 2:  # the passage must keep some text once its lead is removed
@@ -240,7 +232,7 @@ def build(out_dir: Path, n_queries: int = 600, seed: int = 0,
             write_flac(folders[condition] / name, audio, rate)
             rows[condition].append({"id": q.id, "audio": name, "text": q.text,
                                     "relevant": [q.target], "kind": q.kind, "voice": q.voice,
-                                    "family": voice_family(q.voice)})
+                                    "family": FAMILY_OF[q.voice]})
     for condition, folder in folders.items():
         (folder / "queries.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[condition]),

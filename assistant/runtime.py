@@ -12,7 +12,7 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from assistant.models import WHISPER_TINY_EN
+from assistant.models import is_bundled_whisper
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class Runtime:
         value = self.settings.e2e_model.strip()
         if value.lower() == "none":
             return False
-        return bool(value) or self.settings.whisper_model in ("", WHISPER_TINY_EN)
+        return bool(value) or is_bundled_whisper(self.settings.whisper_model)
 
     @property
     def e2e(self) -> CTCHead:

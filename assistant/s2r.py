@@ -39,7 +39,7 @@ class DecodeConfig:
     # A short clip's window is padded to at least this.  Whisper learnt 30 s windows: in a
     # window barely longer than the speech it hears words that are not there, most on clips
     # of a second or two.  10 s took the packaged decoder's WER below the padded cascade's on
-    # every dev voice family and on real human speech (0.418 vs 0.472; 0.769 without it) in
+    # every clean dev voice family and on real human speech (0.418 vs 0.472; 0.769 without it) in
     # 0.27x its time; 12 s heard better still (0.374) but cost 0.31x, 8 s only tied the
     # cascade (benchmarks/results/decode-defaults.md).
     min_window_s: float = 10.0
