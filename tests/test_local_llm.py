@@ -1,13 +1,22 @@
 """The embedded answer model: resolving the bundled GGUF files and running llama.cpp's
-OpenAI-compatible server as a child process."""
+OpenAI-compatible server (xllamacpp) as a child process that never outlives s2r."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 import pytest
 
 from assistant.generator import ChatClient, ChatConfig
 from assistant.local_llm import LocalLLMError, LocalLLMServer
-from assistant.models import ModelNotFoundError, resolve_llm_gguf
+from assistant.models import ModelNotFoundError, _join_checked, resolve_llm_gguf
 from assistant.settings import Settings
 
 
@@ -31,9 +40,18 @@ def test_a_corrupt_model_fails_to_start_with_the_server_output(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + bytes(64))
     server = LocalLLMServer.from_settings(Settings(cache_dir=tmp_path, llm_gguf=str(broken)))
-    with pytest.raises(LocalLLMError, match="exited while starting"):
+    with pytest.raises(LocalLLMError, match="exited while starting") as failure:
         server.start(timeout_s=60)
+    assert "failed to load model" in str(failure.value)  # llama.cpp's own reason
     assert not server.healthy()
+
+
+def test_a_damaged_split_model_is_refused_by_its_checksum(tmp_path):
+    parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
+    parts[0].write_bytes(b"GGUF" + bytes(10))
+    parts[1].write_bytes(bytes(6))
+    problem = _join_checked(parts, tmp_path / "joined.gguf", 20, "0" * 64)
+    assert "20 bytes" in problem and "expected 20 bytes with sha256 0000" in problem
 
 
 def test_local_server_answers_and_stops(cache_dir):
@@ -46,3 +64,96 @@ def test_local_server_answers_and_stops(cache_dir):
         assert answer.text.strip() and answer.finish_reason in ("stop", "length")
         chat.close()
     assert not server.healthy()
+
+
+def test_the_small_qwen_is_assembled_from_its_parts_and_answers(cache_dir):
+    gguf = resolve_llm_gguf("qwen-0.5b", cache_dir)
+    assert gguf.parent == cache_dir / "llm" and gguf.stat().st_size == 491_400_064
+    server = LocalLLMServer(gguf, threads=2, n_ctx=1024)
+    with server:
+        chat = ChatClient(ChatConfig(url=server.url, model=server.model, max_tokens=12,
+                                     temperature=0.0))
+        answer = chat.complete([{"role": "user", "content": "What is the capital of France?"}])
+        chat.close()
+    assert "Paris" in answer.text
+    assert not server.healthy()
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc, as ps would see them)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+        except OSError:  # the process ended while we looked
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and not fields.get(
+                "State", "").startswith("Z"):
+            found.append(int(status.parent.name))
+    return found
+
+
+def gone(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":  # exited; only its reaping is left
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_model_server_dies_when_its_owner_is_killed_outright(cache_dir):
+    owner = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from assistant.local_llm import LocalLLMServer\n"
+         "from assistant.models import resolve_llm_gguf\n"
+         "from pathlib import Path\n"
+         "server = LocalLLMServer(resolve_llm_gguf('smollm2', Path(sys.argv[1])), 1, 512)\n"
+         "server.start()\n"
+         "print(server._process.pid, flush=True)\n"
+         "time.sleep(600)\n", str(cache_dir)],
+        stdout=subprocess.PIPE, text=True)
+    child = int(owner.stdout.readline())
+    assert not gone(child, 0.5)
+    owner.send_signal(signal.SIGKILL)  # no atexit, no finally: only the pipe tells the child
+    owner.wait()
+    assert gone(child, 20), "the model server outlived a SIGKILLed owner"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_sigterm_to_s2r_serve_leaves_no_model_server(cache_dir, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "S2R_DATA_DIR": str(tmp_path / "data"), "S2R_CACHE_DIR": str(cache_dir),
+           "S2R_QDRANT_URL": "", "S2R_LLM_URL": "", "S2R_LLM_GGUF": "smollm2"}
+    serve = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port",
+                              str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        ready = False
+        while not ready and time.monotonic() < deadline:
+            assert serve.poll() is None, serve.stderr.read()
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert ready, "s2r serve did not become ready"
+        children = children_of(serve.pid)
+        assert children, "s2r serve runs the local model server as its child"
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(60)
+        for child in children:
+            assert gone(child, 20), "the model server outlived s2r serve"
+    finally:
+        if serve.poll() is None:
+            serve.kill()
