@@ -197,10 +197,13 @@ class Settings:
     talk_speculate: bool = True
     barge_in_ms: int = 240  # voiced user speech that interrupts a spoken answer
     echo_margin_db: float = 10.0  # with a speaker: user speech must be this much louder
-    tts_engine: str = "espeak-ng"  # espeak-ng, openai (an /v1/audio/speech endpoint) or piper
+    # auto: piper's joe voice when s2r[piper] is installed (~0.5 s for a first sentence on 2
+    # cores, benchmarks/tts_first_sentence.py), else espeak-ng; or espeak-ng, piper, openai
+    # (an /v1/audio/speech endpoint)
+    tts_engine: str = "auto"
     tts_voice: str = ""  # espeak-ng voice (default en-us) or the endpoint's voice (alloy)
     tts_url: str = ""  # the speech endpoint, for tts_engine=openai
-    tts_model: str = ""  # the endpoint's model (tts-1), or piper's .onnx voice file
+    tts_model: str = ""  # the endpoint's model (tts-1), or piper's .onnx voice ("" = joe)
 
     # HTTP service (`s2r serve`).
     api_key: str = ""  # bearer token required on every endpoint but /healthz ("" = open)
@@ -254,8 +257,9 @@ class Settings:
             raise SettingsError("llm_url must start with http:// or https://")
         if self.llm_retries < 0 or self.llm_timeout_s <= 0:
             raise SettingsError("llm_retries must be >= 0 and llm_timeout_s > 0")
-        if self.tts_engine not in ("espeak-ng", "openai", "piper"):
-            raise SettingsError("tts_engine must be espeak-ng, openai or piper")
+        if self.tts_engine not in ("auto", "espeak-ng", "openai", "piper"):
+            raise SettingsError("tts_engine must be auto (piper if installed, else espeak-ng), "
+                                "espeak-ng, openai or piper")
         if self.ingest_group_chunks < 1:
             raise SettingsError("ingest_group_chunks must be >= 1")
         if self.qdrant_quantization not in ("none", "int8"):

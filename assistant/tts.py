@@ -3,7 +3,8 @@
 A voice is named ``engine:voice``: ``espeak-ng:en-us``, ``espeak-ng:en-gb+f3``, ``flite:slt``,
 ``festival:kal_diphone``; MBROLA voices go through espeak-ng (``espeak-ng:mb-us1``, from
 contrib/non-free).  Each engine is a Debian package run as a subprocess; output is decoded to
-16 kHz mono float32.
+16 kHz mono float32.  Piper's voice joe is refused: it speaks s2r's answers and is the project's
+held-out evaluation voice, so no training, tuning or dev audio may be made with it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class TTSError(RuntimeError):
 
 def check_voice(voice: str) -> tuple[str, str]:
     engine, _, name = voice.partition(":")
+    if engine == "piper" or "joe" in voice.lower():
+        raise TTSError(f"voice {voice!r}: piper's joe is the held-out evaluation voice (it speaks "
+                       "s2r's answers); it never voices training, tuning or dev data")
     if engine not in ENGINES or not name:
         raise TTSError(f"voice {voice!r}: use engine:voice with engine one of {sorted(ENGINES)}")
     if shutil.which(ENGINES[engine]) is None:
