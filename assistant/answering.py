@@ -15,15 +15,22 @@ from typing import Literal
 
 import numpy as np
 
-from assistant.context import AudioPart, build_messages, cited_numbers, fit_budget
+from assistant.context import (
+    AudioPart,
+    build_messages,
+    cited_numbers,
+    focus,
+    read_ahead_messages,
+)
 from assistant.conversation import Conversation
-from assistant.extractive import extractive_answer
+from assistant.extractive import NOTHING_FOUND, extractive_answer
 from assistant.generator import ChatClient, LLMError, Message
 from assistant.retrieval import Retriever, SearchResult
 from assistant.runtime import Runtime
 from assistant.store.base import Hit
 
 LLM_FAILED_LABEL = "(The language model failed; quoting the best-matching sources instead.)"
+Mode = Literal["llm", "extractive", "abstained"]
 
 
 class QuestionError(ValueError):
@@ -51,12 +58,14 @@ class Prepared:
     sources: list[Hit]  # what the model is shown, numbered from 1 in this order
     messages: list[Message]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    relevance: float = 1.0  # cosine of the closest source sentence to the question
+    abstain: bool = False  # nothing relevant was found: answer so, without the model
 
 
 @dataclass
 class Answer:
     text: str
-    mode: Literal["llm", "extractive"]
+    mode: Mode
     question: str
     transcript: str | None
     sources: list[Hit]
@@ -94,13 +103,16 @@ class Answerer:
         settings = self.runtime.settings
         result = retrieved if retrieved is not None else self.retrieve(question, top_k)
         text = result.transcript if question.audio is not None else question.text.strip()
-        sources = fit_budget(result.hits, settings.context_tokens)
+        t0 = time.perf_counter()
+        focused = focus(text, result.hits, self.runtime.embedder.embed, settings.context_tokens)
+        timings = {**result.timings_ms, "focus": (time.perf_counter() - t0) * 1e3}
         audio = (AudioPart(question.audio)
                  if settings.llm_send_audio and question.audio is not None else None)
-        messages = build_messages(text, sources,
+        messages = build_messages(text, focused.sources,
                                   self.conversation.messages() if history is None else history,
-                                  audio)
-        return Prepared(text, result.transcript, sources, messages, dict(result.timings_ms))
+                                  audio, focused.excerpts)
+        return Prepared(text, result.transcript, focused.sources, messages, timings,
+                        focused.relevance, focused.relevance < settings.abstain_below)
 
     def answer(self, question: Question, on_delta: Callable[[str], None] | None = None,
                on_prepared: Callable[[Prepared], None] | None = None,
@@ -120,6 +132,9 @@ class Answerer:
         ``cancelled()`` turns true (the user barged in) the stream is closed, which stops the
         generation upstream, and the partial answer is returned."""
         emit = on_delta or (lambda _delta: None)
+        if prepared.abstain:
+            emit(NOTHING_FOUND)
+            return self.finish(prepared, NOTHING_FOUND, "abstained", started)
         if chat is None:
             text = extractive_answer(prepared.question, prepared.sources,
                                      self.runtime.embedder.embed)
@@ -145,14 +160,21 @@ class Answerer:
             stream.close()
         return self.finish(prepared, "".join(pieces).strip(), "llm", started)
 
-    def finish(self, prepared: Prepared, text: str, mode: Literal["llm", "extractive"],
-               started: float, error: str | None = None) -> Answer:
+    def finish(self, prepared: Prepared, text: str, mode: Mode, started: float,
+               error: str | None = None) -> Answer:
         """The Answer for a completed turn; a successful turn joins the conversation."""
         prepared.timings_ms["total"] = (time.perf_counter() - started) * 1e3
         if error is None:
             self.conversation.add(prepared.question, text)
         return Answer(text, mode, prepared.question, prepared.transcript, prepared.sources,
                       cited_numbers(text, len(prepared.sources)), prepared.timings_ms, error)
+
+    def read_ahead(self, chat: ChatClient) -> None:
+        """Have the model read the conversation so far, ahead of the next question.  Every
+        prompt begins with the system prompt and the history, and llama.cpp keeps what it has
+        read, so the next turn reads only its own sources and question: the last question and
+        answer are read while the user listens and speaks, not after the question ends."""
+        chat.complete(read_ahead_messages(self.conversation.messages()), max_tokens=1)
 
     def chat(self) -> ChatClient | None:
         if self._chat is None and self.runtime.llm.config is not None:

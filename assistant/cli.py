@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Retrieve sources for the question (spoken: integrated S2R, whose "
         "transcript becomes the question the model reads), then stream an answer that cites "
         "them as [n]. The model is S2R_LLM_URL if set, else the bundled local model "
-        "(llama-cpp-python, started and stopped by s2r), else an extractive answer quoting "
+        "(llama.cpp via xllamacpp, started and stopped by s2r), else an extractive answer quoting "
         "the best sentences, labelled as such.")
     _question_arguments(ask, top_k_help="sources offered to the model (default "
                         "S2R_ANSWER_TOP_K = 3)")
@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--speak, read it aloud sentence by sentence. Talking over the answer stops it "
         "(barge-in). Typed commands while listening: /reset (forget the conversation), "
         "/sources (show the last sources again), /quit.",
-        epilog="Speech output engine: S2R_TTS_ENGINE=espeak-ng (default), openai (with "
+        epilog="Speech output engine: S2R_TTS_ENGINE=auto (default: piper with the joe voice "
+        "when the piper extra is installed, else espeak-ng), espeak-ng, openai (with "
         "S2R_TTS_URL of any /v1/audio/speech endpoint) or piper (S2R_TTS_MODEL=voice.onnx). "
         "Turn end: S2R_VAD_END_SILENCE_MS; barge-in: S2R_BARGE_IN_MS.")
     talk.add_argument("--input", metavar="FILE",

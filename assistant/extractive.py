@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from assistant.chunking import split_sentences
+from assistant.context import scored_sentences
 from assistant.store.base import Hit
 
 LABEL = "(No language model is configured; quoting the best-matching sources.)"
@@ -22,14 +22,9 @@ MAX_SENTENCES = 2
 
 def extractive_answer(question: str, sources: Sequence[Hit],
                       embed: Callable[[list[str]], np.ndarray], label: str = LABEL) -> str:
-    candidates = [(number, sentence)
-                  for number, hit in enumerate(sources[:SOURCES_READ], 1)
-                  for sentence in split_sentences(hit.payload.get("text") or "")
-                  if len(sentence.split()) >= 3]
-    if not candidates or not question.strip():
+    scored = scored_sentences(question, sources[:SOURCES_READ], embed)
+    if not scored:
         return NOTHING_FOUND
-    vectors = embed([question] + [sentence for _, sentence in candidates])
-    scores = vectors[1:] @ vectors[0]
-    best = sorted(np.argsort(-scores)[:MAX_SENTENCES])  # keep the sources' own order
-    quoted = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)
+    best = sorted(sorted(scored, key=lambda c: -c[3])[:MAX_SENTENCES])  # the sources' order
+    quoted = " ".join(f"{sentence} [{i + 1}]" for i, _, sentence, _ in best)
     return f"{label} {quoted}"

@@ -1,7 +1,7 @@
 """OpenAI-compatible chat completions over httpx, sync and async, streaming and not.
 
 Any server that speaks ``POST /v1/chat/completions`` works: OpenAI, vLLM, llama.cpp, Ollama, or
-the local llama-cpp-python server s2r starts itself.  Transient failures (429, 5xx, refused or
+the local llama.cpp server s2r starts itself.  Transient failures (429, 5xx, refused or
 dropped connections) are retried with exponential backoff, honouring ``Retry-After``; a stream
 is only retried before its first token, so the caller never sees text twice.  Closing a stream
 early (the caller went away) closes the upstream response, which stops the generation there.

@@ -43,7 +43,7 @@ from assistant.answering import Answerer, Prepared, Question, QuestionError
 from assistant.audio import AudioDecodeError, AudioTooLongError, decode_audio
 from assistant.context import cited_numbers
 from assistant.conversation import Conversation
-from assistant.extractive import extractive_answer
+from assistant.extractive import NOTHING_FOUND, extractive_answer
 from assistant.generator import AsyncChatClient, LLMError, Message
 from assistant.retrieval import Retriever
 from assistant.runtime import Runtime
@@ -274,11 +274,11 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
         params = {k: v for k, v in (("max_tokens", body.max_tokens or body.max_completion_tokens),
                                     ("temperature", body.temperature)) if v is not None}
         reply = _Reply(prepared, model, started)
-        if service.chat is None:
-            text = await service.run(extractive_answer, prepared.question, prepared.sources,
-                                     runtime.embedder.embed)
-            return reply.stream_text(text, "extractive") if body.stream else reply.json(
-                text, "extractive")
+        if prepared.abstain or service.chat is None:
+            mode = "abstained" if prepared.abstain else "extractive"
+            text = NOTHING_FOUND if prepared.abstain else await service.run(
+                extractive_answer, prepared.question, prepared.sources, runtime.embedder.embed)
+            return reply.stream_text(text, mode) if body.stream else reply.json(text, mode)
         if not body.stream:
             try:
                 completion = await service.chat.complete(prepared.messages, **params)

@@ -6,11 +6,15 @@ the CLI, the voice loop and the HTTP service; ``None`` config means "answer extr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from assistant.generator import ChatConfig
+from assistant.context import read_ahead_messages
+from assistant.generator import ChatClient, ChatConfig, LLMError
 from assistant.local_llm import LocalLLMServer
 from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,4 +42,18 @@ def open_llm(settings: Settings) -> LLMBackend:
     if server is None:
         return LLMBackend(None)
     url = server.start()
-    return LLMBackend(ChatConfig.from_settings(settings, url=url, model=server.model), server)
+    config = ChatConfig.from_settings(settings, url=url, model=server.model)
+    _read_system_prompt(config)
+    return LLMBackend(config, server)
+
+
+def _read_system_prompt(config: ChatConfig) -> None:
+    """Have the new local server read the system prompt once, at start-up: it begins every
+    prompt, so llama.cpp keeps it and the first question reads only its own part."""
+    chat = ChatClient(config)
+    try:
+        chat.complete(read_ahead_messages(), max_tokens=1)
+    except LLMError as exc:  # the first question will read it instead
+        log.warning("the local model could not read the system prompt ahead: %s", exc)
+    finally:
+        chat.close()

@@ -171,7 +171,7 @@ class Settings:
     transcribe_audio: bool = True
 
     # Answering. An OpenAI-compatible chat endpoint; empty URL = start the bundled local model
-    # (llama-cpp-python's server on 127.0.0.1), or answer extractively if there is none.
+    # (llama.cpp's server on 127.0.0.1), or answer extractively if there is none.
     llm_url: str = ""
     llm_model: str = ""  # model name sent to the endpoint ("" = the server's own/default)
     llm_api_key: str = ""
@@ -186,7 +186,9 @@ class Settings:
     llm_retries: int = 2  # extra tries on 429/5xx/connection errors, with backoff
     llm_send_audio: bool = False  # also send the question's audio (OpenAI input_audio parts)
     answer_top_k: int = 3  # retrieved chunks offered to the model (5: +60 % time to first token)
-    context_tokens: int = 1500  # budget for those chunks; the lowest-ranked are dropped first
+    context_tokens: int = 150  # budget for the sentences of those chunks the model is shown
+    abstain_below: float = 0.35  # "I don't know" without the model when no source sentence is
+    # this close (cosine) to the question
     history_turns: int = 6  # earlier question/answer pairs kept in a conversation
     history_tokens: int = 400  # and at most this many tokens of them (the model rereads them)
 

@@ -3,6 +3,7 @@ model, the fallback when the model fails, conversation memory and the `s2r ask` 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 from assistant.answering import Answerer, Question, QuestionError
-from assistant.extractive import LABEL
+from assistant.extractive import LABEL, NOTHING_FOUND
 from tests.conftest import ROOT, sharing_store, silence
 from tests.fake_llm import Step
 
@@ -23,7 +24,7 @@ def with_llm(runtime, url: str, **changes):
 
 def test_spoken_question_is_answered_from_its_transcript_and_sources(answer_runtime, fake,
                                                                      speak):
-    answerer = Answerer(with_llm(answer_runtime, fake.url))
+    answerer = Answerer(with_llm(answer_runtime, fake.url, context_tokens=400))  # 2+ sources
     deltas = []
     answer = answerer.answer(Question(audio=speak("Who built the first working transistor?")),
                              on_delta=deltas.append)
@@ -33,7 +34,7 @@ def test_spoken_question_is_answered_from_its_transcript_and_sources(answer_runt
     assert answer.cited == [1]
     user = fake.requests[0]["body"]["messages"][-1]["content"]
     assert f"Question: {answer.transcript}" in user
-    assert user.index("[1] The transistor") < user.index("[2] ")  # numbered in rank order
+    assert user.index('[1], "The transistor"') < user.index("[2]")  # numbered in rank order
     assert TRANSISTOR in user
     assert set(answer.timings_ms) >= {"retrieve", "first_token", "total"}
 
@@ -48,9 +49,32 @@ def test_follow_up_questions_see_the_earlier_turns(answer_runtime, fake):
     assert messages[2]["content"] == fake.default.text
 
 
+def test_the_prompt_keeps_its_prefix_byte_identical_from_turn_to_turn(answer_runtime, fake):
+    answerer = Answerer(with_llm(answer_runtime, fake.url))
+    for question in ("Who built the first transistor?", "What material was it made of?",
+                     "How do honeybees share where food is?"):
+        answerer.answer(Question(text=question))
+    prompts = [json.dumps(request["body"]["messages"]) for request in fake.requests]
+    for before, after in itertools.pairwise(prompts):
+        earlier = json.loads(before)
+        prefix = json.dumps(earlier[:-1])[:-1]  # everything before this turn's sources
+        assert after.startswith(prefix), "the system prompt and history must not change"
+        assert len(json.loads(after)) == len(earlier) + 2
+
+
+def test_a_question_the_collection_cannot_answer_is_abstained_without_the_model(
+        answer_runtime, fake):
+    answerer = Answerer(with_llm(answer_runtime, fake.url))
+    lacking = answerer.answer(Question(text="What is the boiling point of liquid nitrogen?"))
+    assert lacking.mode == "abstained" and lacking.text == NOTHING_FOUND
+    assert not fake.requests, "the model is not asked when nothing relevant was found"
+    covered = answerer.answer(Question(text="Who built the first working transistor?"))
+    assert covered.mode == "llm" and len(fake.requests) == 1
+
+
 def test_audio_is_sent_to_audio_capable_models_when_enabled(answer_runtime, fake, speak):
     answerer = Answerer(with_llm(answer_runtime, fake.url, llm_send_audio=True))
-    answerer.answer(Question(audio=speak("How do honeybees share where food is?")))
+    answerer.answer(Question(audio=speak("Who built the first working transistor?")))
     content = fake.requests[0]["body"]["messages"][-1]["content"]
     assert [part["type"] for part in content] == ["text", "input_audio"]
 
@@ -91,3 +115,26 @@ def test_ask_cli_json_contract(tmp_path):
     assert answer["sources"][0]["number"] == 1 and answer["sources"][0]["title"] == "The transistor"
     usage = subprocess.run([*env_args, "ask"], capture_output=True, text=True)
     assert usage.returncode == 2 and "QUESTION or --audio" in usage.stderr
+
+
+def test_reading_ahead_leaves_only_the_new_turn_for_the_model_to_read(answer_runtime,
+                                                                       local_llm):
+    """With a real llama.cpp server: after the model has read the conversation ahead, the next
+    prompt finds all of it in the server's cache, not just the system prompt."""
+
+    def cached_on_the_second_turn(read_ahead: bool, first: str, second: str) -> int:
+        answerer = Answerer(with_llm(answer_runtime, local_llm("smollm2"), llm_max_tokens=24))
+        assert answerer.answer(Question(text=first)).mode == "llm"
+        chat = answerer.chat()
+        if read_ahead:
+            answerer.read_ahead(chat)
+        completion = chat.complete(answerer.prepare(Question(text=second)).messages,
+                                   max_tokens=1)
+        answerer.close()
+        return completion.usage["prompt_tokens_details"]["cached_tokens"]
+
+    without = cached_on_the_second_turn(False, "Who built the first working transistor?",
+                                        "What was it made of?")
+    ahead = cached_on_the_second_turn(True, "How do honeybees tell others where food is?",
+                                      "How far away can the food be?")
+    assert ahead > without + 15, (ahead, without)  # the first question and answer, at least

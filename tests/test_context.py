@@ -1,4 +1,4 @@
-"""Prompt files, the context budget, citations and conversation memory."""
+"""Prompt files, the focused sources and their budget, citations and conversation memory."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from assistant.context import (
     build_messages,
     cited_numbers,
     estimate_tokens,
-    fit_budget,
+    focus,
     render_source,
 )
 from assistant.conversation import Conversation
@@ -43,26 +43,36 @@ def test_prompts_dir_can_be_replaced(tmp_path, monkeypatch):
     assert prompts.load("system") == "Talk like a pirate."
 
 
-def test_budget_drops_lowest_ranked_sources_first():
-    hits = [hit("Alpha", 100), hit("Bravo", 100), hit("Delta", 100)]
-    per_source = estimate_tokens(render_source(1, hits[0]))
-    kept = fit_budget(hits, budget_tokens=2 * per_source + 10)
-    assert [h.id for h in kept] == ["Alpha", "Bravo"]
-    assert [h.id for h in fit_budget(hits, 10_000)] == ["Alpha", "Bravo", "Delta"]
+TEA = Hit(id="Tea", score=1.0, payload={"title": "Tea", "kind": "text", "text": (
+    "Tea is an aromatic beverage. It is prepared by pouring hot water over cured leaves. "
+    "Tea was first grown in southwest China, where it was used as a medicinal drink. "
+    "Many cultures have tea ceremonies.")})
+RICE = Hit(id="Rice", score=0.5, payload={"title": "Rice", "kind": "text", "text": (
+    "Rice is the seed of a grass species. Rice paddies need a lot of water. "
+    "Rice was domesticated in the Yangtze valley.")})
 
 
-def test_budget_cuts_a_single_oversized_source_instead_of_dropping_it():
-    kept = fit_budget([hit("Huge", 2000), hit("Small", 5)], budget_tokens=200)
-    assert [h.id for h in kept] == ["Huge"]
-    assert estimate_tokens(render_source(1, kept[0])) <= 200
-    assert kept[0].payload["text"].endswith("…")
+def test_focus_keeps_the_sentences_closest_to_the_question_within_the_budget(models):
+    budget = 26  # room for the best sentence and its header only
+    focused = focus("where was tea first grown?", [TEA, RICE], models.embedder.embed, budget)
+    assert [h.id for h in focused.sources] == ["Tea"]
+    assert focused.excerpts == [
+        "Tea was first grown in southwest China, where it was used as a medicinal drink."]
+    rendered = [render_source(n, hit, text) for n, (hit, text)
+                in enumerate(zip(focused.sources, focused.excerpts, strict=True), 1)]
+    assert sum(estimate_tokens(r) for r in rendered) <= budget
+    everything = focus("where was tea first grown?", [TEA, RICE], models.embedder.embed, 10_000)
+    assert [h.id for h in everything.sources] == ["Tea", "Rice"]
+    assert everything.excerpts[0] == " ".join(TEA.payload["text"].split())  # document order
+    unrelated = focus("how fast does a cheetah run?", [TEA, RICE], models.embedder.embed, 100)
+    assert unrelated.relevance < focused.relevance - 0.3
 
 
 def test_sources_are_numbered_with_recording_spans():
     messages = build_messages("where?", [hit("Doc", 3), hit("Talk", 3, start=12.0)])
     assert messages[0] == {"role": "system", "content": prompts.load("system")}
     user = messages[-1]["content"]
-    assert "[1] Doc\ndoc doc doc" in user and "[2] Talk (12.0–16.0 s)" in user
+    assert 'Source [1], "Doc":\ndoc doc doc' in user and '[2], "Talk" (12.0–16.0 s)' in user
     assert user.index("[1]") < user.index("[2]") < user.index("Question: where?")
 
 
@@ -86,11 +96,16 @@ def test_citations_are_parsed_in_order_and_bounded():
     assert cited_numbers("No citations here.", 3) == []
 
 
-def test_conversation_keeps_only_the_last_turns():
-    conversation = Conversation(max_turns=2)
-    for i in range(3):
+def test_conversation_forgets_its_oldest_turns_in_one_block():
+    conversation = Conversation(max_turns=4)
+    prefixes = []
+    for i in range(7):
         conversation.add(f"q{i}", f"a{i}")
-    assert [m["content"] for m in conversation.messages()] == ["q1", "a1", "q2", "a2"]
+        prefixes.append([m["content"] for m in conversation.messages()][:2])
+    # turns 0-3 fit; the fifth overflows and leaves the last two; then they grow again
+    assert [m["content"] for m in conversation.messages()] == [
+        "q3", "a3", "q4", "a4", "q5", "a5", "q6", "a6"]
+    assert prefixes == [["q0", "a0"]] * 4 + [["q3", "a3"]] * 3  # one change in seven turns
     history = [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
     messages = build_messages("q3", [], history[-2:])
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
