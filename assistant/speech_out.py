@@ -29,7 +29,7 @@ from assistant.audio import SAMPLE_RATE, AudioDecodeError, change_speed, decode_
 from assistant.settings import Settings
 from assistant.tts import TTSError, synthesize
 
-CITATION_MARK = re.compile(r"\s*\[\d{1,2}\]")
+CITATION_MARK = re.compile(r"\s*(?:[Ss]ources?\s*)?\[\d{1,2}\]")  # "[1]", "Source [1]"
 Clock = Callable[[], float]
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from assistant.answering import Answer, Answerer, Prepared, Question, QuestionError
 from assistant.audio import SAMPLE_RATE
-from assistant.generator import ChatClient
+from assistant.generator import ChatClient, LLMError
 from assistant.retrieval import SearchResult
 from assistant.speech_out import Player, SpeechEngine, rms, speakable
 from assistant.store.base import Hit
@@ -174,6 +174,7 @@ class TalkOptions:
     half_duplex: bool = False  # ignore the microphone entirely while the assistant speaks
     max_turn_s: float = 30.0
     speculate: bool = True  # retrieve once the audio is settled, before the endpoint
+    read_ahead: bool = True  # the local model reads the conversation before the next turn
 
 
 class TalkLoop:
@@ -193,6 +194,7 @@ class TalkLoop:
         self._quit = threading.Event()
         self._pitched_ms = 0
         self._speculation: Speculation | None = None
+        self._reader: threading.Thread | None = None  # the read-ahead after the last answer
         self._retrieval = threading.Lock()  # one retrieval at a time (turns and speculations)
         settings = answerer.runtime.settings
         vad = VadConfig.from_settings(settings)
@@ -347,6 +349,8 @@ class TalkLoop:
                 turn.worker.join(10)
         if self._speculation is not None:
             self._speculation.thread.join(10)
+        if self._reader is not None:
+            self._reader.join(10)
 
     # --- worker thread, one per turn ------------------------------------------------------
     def _answer(self, turn: Turn) -> None:
@@ -374,6 +378,8 @@ class TalkLoop:
             turn.record.answer = answer.text
             turn.record.error = answer.error
             self.screen.answer_done(answer, turn.cancel.is_set())
+            if answer.mode == "llm" and not turn.cancel.is_set():
+                self._start_read_ahead()
         except QuestionError as exc:
             turn.record.error = str(exc)
             self.screen.note(f"(nothing recognised: {exc})")
@@ -386,6 +392,27 @@ class TalkLoop:
         finally:
             if turn.chat is not None:
                 turn.chat.close()
+
+    def _start_read_ahead(self) -> None:
+        """Once an answer is complete, the local model reads the conversation so far on a
+        thread of its own (not the turn's, which would count as still answering), while the
+        answer plays and the user speaks: the next turn then reads only its own sources and
+        question.  Not for remote endpoints, where it would be a billed request."""
+        llm = self.answerer.runtime.llm
+        if not self.options.read_ahead or llm.server is None:
+            return
+        reader = ChatClient(llm.config)
+
+        def read() -> None:
+            try:
+                self.answerer.read_ahead(reader)
+            except LLMError as exc:  # the next turn reads the prefix itself
+                log.info("read-ahead failed: %s", exc)
+            finally:
+                reader.close()
+
+        self._reader = threading.Thread(target=read, daemon=True, name="s2r-read-ahead")
+        self._reader.start()
 
     def _show_sources(self, turn: Turn, prepared: Prepared) -> None:
         turn.stamp("sources", self.clock())

@@ -122,6 +122,7 @@ def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
     buffer.flush()
     assert spoken[-1] == "And more"
     assert speakable("Bees dance [1][2].") == "Bees dance."
+    assert speakable("Bees dance. Source [1]") == "Bees dance."
 
 
 def test_openai_speech_endpoint_engine(fake):
