@@ -1,10 +1,10 @@
 """llama.cpp servers side by side: xllamacpp (prebuilt, what s2r runs) against llama-cpp-python.
 
 Both serve the same GGUF on the same OpenAI API.  Each round sends the same grounded prompt
-(the system prompt, five sources, a question; about 500 tokens) to each server in turn, with a
-distinct question at its very start so no prompt cache helps, and records the time to the first streamed token
-and the generation rate.  Needs ``pip install 'llama-cpp-python[server]'`` besides s2r's own
-extras.  Prints a Markdown table and writes JSON (``--out``).
+(the system prompt, five sources, a question; about 650 tokens) to each server in turn, with a
+distinct question at its very start so no prompt cache helps, and records the time to the
+first streamed token and the generation rate.  Needs ``pip install 'llama-cpp-python[server]'``
+besides s2r's own extras.  Prints a Markdown table and writes JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
     servers = {"xllamacpp": xl.url, "llama-cpp-python": lcp_url}
     rows: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
     try:
-        for name, url in servers.items():  # warm-up: load pages, JIT nothing counted
+        for url in servers.values():  # warm-up: the weights paged in, not counted
             timed_answer(url, "warm up?", 4)
         for i in range(args.rounds):
             for name, url in (servers.items() if i % 2 == 0 else reversed(servers.items())):
@@ -105,7 +105,7 @@ def main() -> None:
                          "tokens_per_s_p50": round(float(np.median([r[1] for r in v])), 1)}
                   for name, v in rows.items()}}
     print(f"{result['model']}, {threads} threads, {args.rounds} rounds interleaved\n")
-    print("| server | first token p50 (cold ~500-token prompt) | generation p50 |")
+    print("| server | first token p50 (cold ~650-token prompt) | generation p50 |")
     print("|---|---|---|")
     for name, r in result["servers"].items():
         print(f"| {name} | {r['first_token_s_p50']:.2f} s | {r['tokens_per_s_p50']:.1f} tok/s |")

@@ -2,10 +2,11 @@
 
 Spoken questions of a benchmark directory (``s2r bench build``) are joined into one recording,
 each followed by a pause, and played through the loop at real-time pace with the real local
-model and spoken answers (espeak-ng, timed on the silent player).  For every detected turn the
-loop logs, in ms from the end of speech: the endpoint decision, sources shown, first answer
-token and first audio out.  Prints p50/p95 per stage, and the sources' latency after the
-endpoint decision (the goal: within 300 ms), as a Markdown table; writes JSON (``--out``).
+model and spoken answers (the default speech-out engine, timed on the silent player).  For
+every detected turn the loop logs, in ms from the end of speech: the endpoint decision, sources
+shown, first answer token and first audio out.  Prints p50/p95 per stage, and the sources'
+latency after the endpoint decision (the goal: within 300 ms), as a Markdown table; writes JSON
+(``--out``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rich.console import Console
 
 from assistant.answering import Answerer
 from assistant.audio import SAMPLE_RATE, decode_audio, write_wav
-from assistant.speech_out import EspeakEngine, VirtualPlayer
+from assistant.speech_out import VirtualPlayer, open_speech_engine
 from assistant.talk import SessionClock, TalkLoop, TalkOptions
 from assistant.talk_screen import RichScreen
 from assistant.voice_input import FileInput
@@ -58,10 +59,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     clock = SessionClock()
     settings = runtime.settings
     loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock,
-                    RichScreen(Console(file=io.StringIO())), EspeakEngine(),
+                    RichScreen(Console(file=io.StringIO())), open_speech_engine(runtime.settings),
                     options=TalkOptions(barge_in_ms=settings.barge_in_ms,
                                         max_turn_s=settings.talk_max_turn_s,
-                                        speculate=settings.talk_speculate))
+                                        speculate=settings.talk_speculate,
+                                        read_ahead=not args.no_read_ahead))
     records = loop.run(FileInput(str(wav), clock).blocks())
     runtime.close()
     base.close()
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          "p95": round(float(np.percentile(values, 95)), 1)}
     return {"benchmark": str(bench.root), "questions": len(queries), "turns": len(rows),
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
-            "speculate": settings.talk_speculate,
+            "speculate": settings.talk_speculate, "read_ahead": not args.no_read_ahead,
             "speculative": sum(r["speculative"] for r in rows),
             "model": model,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -108,6 +110,8 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=12.0,
                         help="seconds of silence after each question (default 12)")
     parser.add_argument("--work", default="bench-data/talk", help="where the wav is written")
+    parser.add_argument("--no-read-ahead", action="store_true",
+                        help="the model does not read the conversation before the next turn")
     args = parser.parse_args()
     spoken_turns.report(run(args), markdown, args.out)
 
