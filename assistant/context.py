@@ -90,8 +90,7 @@ def focus(question: str, hits: Sequence[Hit], embed: Callable[[list[str]], np.nd
         used += cost
     kept = sorted(chosen)
     return Focused([hits[i] for i in kept],
-                   [" ".join(sentence for _, sentence in sorted(chosen[i])) for i in kept],
-                   max((c[3] for c in scored), default=0.0))
+                   [" ".join(sentence for _, sentence in sorted(chosen[i])) for i in kept], top)
 
 
 def _span(hit: Hit) -> str:
