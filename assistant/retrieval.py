@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from assistant.audio import change_speed
 from assistant.coverage import rerank_by_coverage
 from assistant.decode_context import candidate_context
 from assistant.runtime import Runtime
@@ -147,8 +146,7 @@ class Retriever:
         A first decode surer than ``hybrid_trust_logprob`` per word is searched by its n-best
         list alone: its words are most likely right, so the e2e spelling (then not even
         computed) could only blur them and a second reading only trade them for a candidate's
-        (tune-trust-spelling.md).  An unsure one, with ``hybrid_speeds``, is also decoded from
-        copies of the question played faster or slower, whose n-best lists join its own."""
+        (tune-trust-spelling.md)."""
         if (silent := self._silent(audio)) is not None:
             return silent
         settings, recognizer = self.runtime.settings, self.runtime.query_recognizer
@@ -161,8 +159,6 @@ class Retriever:
         if not trusted:
             spelling, spelt = self._spell(encoder_pass)
             timings |= spelt
-            if settings.hybrid_speed_list:
-                recognition = self._with_speeds(audio, recognition, timings)
         t0 = time.perf_counter()
         legs = self.hybrid_legs(recognition, spelling, settings.hybrid_e2e_weight)
         if not legs:
@@ -192,19 +188,6 @@ class Retriever:
         for step, ms in result.timings_ms.items():  # the second search and its reorder
             timings[step] = timings.get(step, 0.0) + ms
         return SearchResult(result.hits, first.transcript, timings)
-
-    def _with_speeds(self, audio: np.ndarray, recognition: Recognition,
-                     timings: dict[str, float]) -> Recognition:
-        """``recognition`` with the n-best lists of ``audio`` played at each of the
-        ``hybrid_speeds`` joined to its own (a copy that trips a guard adds nothing: the
-        padded pass would cost more than one more reading is worth)."""
-        t0 = time.perf_counter()
-        recognizer = self.runtime.query_recognizer
-        extra = [h for speed in self.runtime.settings.hybrid_speed_list
-                 for h in recognizer.recognize(change_speed(audio, speed),
-                                               padded_fallback=False).hypotheses]
-        timings["asr_speeds"] = (time.perf_counter() - t0) * 1e3
-        return replace(recognition, hypotheses=recognition.hypotheses + extra)
 
     def reread(self, audio: np.ndarray, encoder_pass: EncoderPass, hits: list[Hit]
                ) -> list[Hypothesis]:

@@ -112,10 +112,6 @@ class Settings:
     # (phone) of the tuning set's questions skip it at the same MRR@10 as decoding all twice
     # (tune-context-v2.md).
     hybrid_trust_logprob: float = -0.2
-    # `hybrid`: an untrusted first decode is repeated on copies of the question played at
-    # these speeds (comma-separated, e.g. "0.9,1.1"; "" = none), whose n-best lists join the
-    # first: a name misheard at one speed is often heard right at another.
-    hybrid_speeds: str = ""
     # How the legs of a search (MiniLM vector, word BM25, character-n-gram BM25) are fused:
     # "dbsf" (each leg's scores normalized by their spread, then summed) or "rrf" (by rank).
     # dbsf was chosen on the train-split tuning set (benchmarks/results/tune-legs.md).
@@ -240,13 +236,6 @@ class Settings:
         if self.hybrid_trust_logprob > 0:
             raise SettingsError("hybrid_trust_logprob must be <= 0 (a log-probability per "
                                 "word; 0 = always decode twice)")
-        try:
-            valid = all(0.5 <= speed <= 2.0 for speed in self.hybrid_speed_list)
-        except ValueError:
-            valid = False
-        if not valid:
-            raise SettingsError("hybrid_speeds must be comma-separated speeds between 0.5 and 2 "
-                                f"(e.g. 0.9,1.1), not {self.hybrid_speeds!r}")
         if self.s2r_vocabulary not in S2R_VOCABULARIES:
             raise SettingsError(f"s2r_vocabulary must be {' or '.join(S2R_VOCABULARIES)}")
         if self.fusion not in FUSIONS:
@@ -278,10 +267,6 @@ class Settings:
                                 ">= 4 and timeout_s > 0")
         if self.answer_top_k < 1 or self.context_tokens < 1 or self.history_turns < 0:
             raise SettingsError("answer_top_k and context_tokens must be >= 1, history_turns >= 0")
-
-    @property
-    def hybrid_speed_list(self) -> list[float]:
-        return [float(part) for part in self.hybrid_speeds.split(",") if part.strip()]
 
     @property
     def cpu_threads(self) -> int:

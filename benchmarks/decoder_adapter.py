@@ -8,7 +8,7 @@ decoder (e.g. a new adapter against the bundled one).
     python benchmarks/decoder_adapter.py bench-data/tune600/clean bench-data/tune600/phone \
         --out benchmarks/results/tune-decoder-adapter.json
     S2R_DECODER_ADAPTER=v2.npz python benchmarks/decoder_adapter.py bench-data/tune600/clean \
-        --baseline assistant/models/whisper-decoder-lora-v1.npz
+        --baseline an-older-adapter.npz
 """
 
 from __future__ import annotations

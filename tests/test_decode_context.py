@@ -100,31 +100,3 @@ def test_hybrid_trusts_a_sure_first_decode(models, tmp_path, speak, trust, read_
     # a trusted decode is searched as s2r searches it: neither read again nor spelt
     assert ("asr_context" in heard.timings_ms) == read_again
     assert ("e2e" in heard.timings_ms) == read_again
-
-
-def test_an_unsure_hybrid_decode_joins_the_readings_of_faster_and_slower_copies(
-        adapted_models, tmp_path, speak, monkeypatch):
-    # the adapted decoder, as when this was written: the packaged one hears "Apiaceae" as
-    # other words in every copy, and the right note is then not first
-    runtime = adapted_models.with_settings(data_dir=tmp_path / "data", hybrid_trust_logprob=0.0,
-                                   hybrid_speeds="0.9,1.1", hybrid_context_hits=0)
-    searched = []
-    real_legs = Retriever.hybrid_legs
-
-    def hybrid_legs(self, recognition, spelling, share):  # a spy: the real code runs
-        searched.append([h.text for h in recognition.hypotheses])
-        return real_legs(self, recognition, spelling, share)
-
-    monkeypatch.setattr(Retriever, "hybrid_legs", hybrid_legs)
-    audio = speak("Parsley belongs to the Apiaceae family.")
-    try:
-        ingest_plant_notes(runtime)
-        result = Retriever(runtime).search_audio_hybrid(audio, top_k=3)
-        plain = runtime.query_recognizer.recognize(audio)
-    finally:
-        runtime.close()
-    assert "asr_speeds" in result.timings_ms and result.hits[0].payload["title"] == "Parsley"
-    (readings,) = searched
-    own = [h.text for h in plain.hypotheses]
-    assert readings[: len(own)] == own and len(readings) > len(own)
-    assert normalize_words(result.transcript) == normalize_words(plain.text)  # the 1-best

@@ -47,8 +47,6 @@ def test_explicit_config_file(monkeypatch, tmp_path):
         ("S2R_HYBRID_CONTEXT_HITS", "-2", "hybrid_context_hits must be >= 0"),
         ("S2R_HYBRID_TRUST_LOGPROB", "0.5", "hybrid_trust_logprob must be <= 0"),
         ("S2R_HYBRID_CONTEXT_NBEST", "merge", "hybrid_context_nbest must be .join. or .replace."),
-        ("S2R_HYBRID_SPEEDS", "fast", "hybrid_speeds must be comma-separated speeds"),
-        ("S2R_HYBRID_SPEEDS", "0.9,3", "hybrid_speeds must be comma-separated speeds"),
         ("S2R_SOUND_MAX_WORDS", "-1", "sound_max_words must be >= 0"),
         ("S2R_COVERAGE_WEIGHT", "-1", "coverage_weight must be >= 0"),
         ("S2R_COVERAGE_DEPTH", "0", "coverage_depth must be >= 1"),
@@ -76,9 +74,3 @@ def test_bad_config_files(monkeypatch, tmp_path):
 def test_overlap_must_be_smaller_than_chunk():
     with pytest.raises(SettingsError, match="chunk_overlap_tokens"):
         Settings(data_dir=Path("."), chunk_tokens=50, chunk_overlap_tokens=50)
-
-
-def test_hybrid_speeds_are_a_list(monkeypatch, tmp_path):
-    assert Settings.load(data_dir=tmp_path).hybrid_speed_list == []  # off by default
-    monkeypatch.setenv("S2R_HYBRID_SPEEDS", "0.9, 1.1")
-    assert Settings.load(data_dir=tmp_path).hybrid_speed_list == [0.9, 1.1]

@@ -56,13 +56,13 @@ class DecoderTrainConfig:
     max_steps: int = 0  # stop (and end the schedule) after this many steps; 0: all epochs
 
 
-def port_decoder(model: Path | dict[str, np.ndarray]):
-    """The decoder of a CT2 Whisper ``model.bin`` (or of its variables, as ``whisper_port``
-    carries them) as a float32 transformers ``WhisperDecoder``."""
+def port_decoder(model: Path):
+    """The decoder of a CT2 Whisper ``model.bin`` as a float32 transformers
+    ``WhisperDecoder``."""
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
-    variables = model if isinstance(model, dict) else read_model(model).variables
+    variables = read_model(model).variables
 
     def get(name: str) -> torch.Tensor:
         return torch.from_numpy(np.asarray(variables[name], np.float32))
