@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from assistant.audio import SAMPLE_RATE, write_flac
-from assistant.chunking import split_sentences
+from assistant.text import split_sentences, terms
 from assistant.tts import check_voice, synthesize
 from assistant.wiki_corpus import in_eval_split, load_summaries
 
@@ -90,13 +90,15 @@ def description_query(description: str) -> str | None:
     return text if len(text.split()) >= 3 else None
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
+def keyword_words(text: str) -> list[str]:
+    """The words a keyword question may use: plain ASCII letters, so that every voice can say
+    them (not "hergé" or "1990s")."""
+    return [word for word in terms(text) if word.isascii() and word.isalpha()]
 
 
 def keyword_query(title: str, text: str, df: Counter, n: int = 3) -> str | None:
-    title_words = set(_words(title))
-    candidates = [w for w in dict.fromkeys(_words(text))
+    title_words = set(keyword_words(title))
+    candidates = [w for w in dict.fromkeys(keyword_words(text))
                   if len(w) >= 4 and w not in _STOP and w not in title_words and df[w] >= 2]
     if len(candidates) < n:
         return None
@@ -114,7 +116,7 @@ def choose_queries(wiki: dict[str, dict[str, str]], n: int, seed: int, split: st
     order = [titles[i] for i in rng.permutation(len(titles))]
     df: Counter = Counter()
     for entry in wiki.values():
-        df.update(set(_words(entry.get("extract", ""))))
+        df.update(set(keyword_words(entry.get("extract", ""))))
     makers: dict[str, Callable[[str], str | None]] = {
         "lead": lambda t: _lead_query(wiki[t]["extract"]),
         "description": lambda t: description_query(wiki[t].get("description", "")),

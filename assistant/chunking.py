@@ -7,35 +7,9 @@ is still found whole in one of them.  A sentence longer than a chunk is split on
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "fig", "no",
-    "vol", "approx", "inc", "ltd", "co", "corp", "u.s", "u.k", "a.m", "p.m", "ca", "cf", "al",
-}
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_PARAGRAPH = re.compile(r"\n\s*\n+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences; paragraphs always break, abbreviations don't."""
-    sentences: list[str] = []
-    for paragraph in _PARAGRAPH.split(text):
-        paragraph = " ".join(paragraph.split())
-        if not paragraph:
-            continue
-        start = 0
-        for match in _SENTENCE_END.finditer(paragraph):
-            candidate = paragraph[start : match.start()].rstrip()
-            last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lower()
-            if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
-                continue  # "Dr. Smith", "J. S. Bach": not a sentence end
-            sentences.append(paragraph[start : match.end()].strip())
-            start = match.end()
-        if paragraph[start:].strip():
-            sentences.append(paragraph[start:].strip())
-    return sentences
+from assistant.text import split_sentences
 
 
 def chunk_text(text: str, count_tokens: Callable[[str], int], max_tokens: int = 200,

@@ -24,9 +24,9 @@ import numpy as np
 
 import prompts
 from assistant.audio import wav_bytes
-from assistant.chunking import split_sentences
 from assistant.generator import Message
 from assistant.store.base import Hit
+from assistant.text import split_sentences
 
 CHARS_PER_TOKEN = 4
 # How much less close (cosine) to the question than the best sentence a source's own best may

@@ -23,8 +23,9 @@ from itertools import pairwise
 
 import jellyfish
 
-from assistant.sparse import word_grams, words_of
+from assistant.sparse import word_grams
 from assistant.store.base import Hit
+from assistant.text import terms
 
 # Words that say nothing about which passage is meant (a question's frame).
 STOP_WORDS = frozenset(
@@ -36,7 +37,7 @@ MIN_STEM = 5  # shorter words are not matched as inflections (``inflection``)
 
 def content_words(text: str) -> list[str]:
     """The words of a reading that can tell passages apart (no stop words, three letters up)."""
-    return [w for w in words_of(text) if len(w) > 2 and w not in STOP_WORDS]
+    return [w for w in terms(text) if len(w) > 2 and w not in STOP_WORDS]
 
 
 def inflection(word: str, other: str) -> bool:
@@ -51,7 +52,7 @@ class PassageWords:
     and sound keys so a heard word finds its best counterpart without trying every one."""
 
     def __init__(self, text: str) -> None:
-        words = words_of(text)
+        words = terms(text)
         self.words = frozenset(words)
         self.units = list(dict.fromkeys(words + [a + b for a, b in pairwise(words)]))
         self.sizes: list[int] = []

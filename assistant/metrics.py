@@ -6,10 +6,9 @@ Binary relevance throughout: a ranked list of document ids against the set of re
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
-_PUNCT = re.compile(r"[^\w\s']")
+from assistant.text import normalize_words
 
 
 def reciprocal_rank(ranked: Sequence[str], relevant: set[str], k: int = 10) -> float:
@@ -33,11 +32,6 @@ def ndcg_at(ranked: Sequence[str], relevant: set[str], k: int = 10) -> float:
               if doc in relevant)
     ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
     return dcg / ideal if ideal else 0.0
-
-
-def normalize_words(text: str) -> list[str]:
-    """Lowercase words without punctuation, so WER counts words, not formatting."""
-    return _PUNCT.sub(" ", text.lower().replace("-", " ")).split()
 
 
 def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:

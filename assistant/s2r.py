@@ -23,7 +23,7 @@ import numpy as np
 from assistant.asr import Transcriber
 from assistant.audio import SAMPLE_RATE
 from assistant.decode_context import previous_text_prompt
-from assistant.metrics import normalize_words
+from assistant.text import normalize_words
 
 if TYPE_CHECKING:
     from assistant.decoder_vocab import DecoderVocabulary

@@ -16,7 +16,6 @@ leg over the same readings.  Some errors keep the sounds but few letters ("organ
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 
 import jellyfish
 import qdrant_edge as qe
+
+from assistant.text import terms
 
 AVG_DOC_TOKENS = 64.0  # typical chunk length after stop-word removal (BM25 length norm)
 # 4-grams alone retrieved as well as 3-, 4- and 5-grams together on the tuning set, with a
@@ -71,15 +72,10 @@ def _combine(readings: Sequence[Sequence[int]], weights: Sequence[float] | None)
     return SparseVector(tuple(ordered), tuple(total[i] for i in ordered))
 
 
-def words_of(text: str) -> list[str]:
-    """Lower-cased words (letters and digits): what both term schemes start from."""
-    return re.findall(r"[^\W_]+", text.lower())
-
-
 def char_grams(text: str, sizes: Sequence[int] = GRAM_SIZES) -> Counter[str]:
     """Character n-grams of lower-cased words; a space marks each word's edges so that a
     gram at the start of a word differs from one inside it."""
-    words = words_of(text)
+    words = terms(text)
     padded = f" {' '.join(words)} " if words else ""
     return Counter(padded[i : i + n] for n in sizes for i in range(len(padded) - n + 1))
 
@@ -95,7 +91,7 @@ def sound_keys(text: str) -> Counter[str]:
     """Each word's Metaphone key (how it sounds: "oregon" and "organ" are both ORKN), and
     the n-grams of all keys run together, so a name heard as two words ("mozam beak") still
     shares most of them with the one word ("Mozambique")."""
-    keys = [k for k in (jellyfish.metaphone(w) for w in words_of(text)) if k]
+    keys = [k for k in (jellyfish.metaphone(w) for w in terms(text)) if k]
     run = "".join(keys)
     return Counter([f"={k}" for k in keys]
                    + [run[i : i + SOUND_GRAM] for i in range(len(run) - SOUND_GRAM + 1)])

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +45,7 @@ from assistant.generator import ChatClient, LLMError
 from assistant.retrieval import SearchResult
 from assistant.speech_out import Player, SpeechEngine, rms, speakable
 from assistant.store.base import Hit
+from assistant.text import split_sentences
 from assistant.vad import (
     PERIODIC,
     SpeechSegment,
@@ -56,7 +56,6 @@ from assistant.vad import (
 )
 
 log = logging.getLogger(__name__)
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 DRAIN_TIMEOUT_S = 120.0
 # Voiced (pitched) time a sound needs to be a turn or a barge-in: WebRTC VAD alone takes a
 # cough or a knock for speech, but those carry no pitch.
@@ -456,8 +455,13 @@ class _SentenceBuffer:
         self.text = ""
 
     def add(self, delta: str) -> None:
+        """A sentence is complete once the next one has begun: its first letter tells "Dr."
+        from an ending (``split_sentences``)."""
         self.text += delta
-        *done, self.text = SENTENCE_END.split(self.text)
+        *done, rest = split_sentences(self.text) or [""]
+        if done:
+            trailing = self.text[len(self.text.rstrip()):]
+            self.text = rest + trailing
         for sentence in done:
             self.on_sentence(sentence)
 

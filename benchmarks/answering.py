@@ -37,8 +37,8 @@ from assistant.answering import Answerer, Question
 from assistant.audio import decode_audio
 from assistant.bench_format import Query
 from assistant.conversation import Conversation
-from assistant.metrics import normalize_words
 from assistant.speech_out import SpeechEngine, open_speech_engine, speakable
+from assistant.text import normalize_words
 
 IDK = "don't know"
 THRESHOLDS = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)

@@ -58,12 +58,12 @@ from foundation import (
     timed,
 )
 
-from assistant.chunking import split_sentences
 from assistant.chunks import Chunk
 from assistant.settings import Settings
 from assistant.sparse import LexicalEncoder, SparseVector
 from assistant.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint
 from assistant.store.layout import Layout
+from assistant.text import split_sentences
 
 CLUSTERS = 1_000
 VOCABULARY = 50_000

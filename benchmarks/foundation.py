@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 
 from assistant.audio import SAMPLE_RATE, decode_audio, write_wav
-from assistant.chunking import split_sentences
 from assistant.chunks import Chunk
 from assistant.ingest import Ingestor
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 from assistant.store.base import TEXT_VECTOR, StoredPoint
+from assistant.text import split_sentences
 from assistant.tts import synthesize
 from assistant.wiki_corpus import load_summaries
 from connectors import TextDocument

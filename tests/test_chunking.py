@@ -2,7 +2,8 @@ import itertools
 
 import pytest
 
-from assistant.chunking import chunk_text, split_sentences
+from assistant.chunking import chunk_text
+from assistant.text import split_sentences
 
 
 def words(text: str) -> int:

@@ -4,8 +4,8 @@ import pytest
 
 from assistant.decode_context import candidate_context
 from assistant.ingest import Ingestor
-from assistant.metrics import normalize_words
 from assistant.retrieval import Retriever
+from assistant.text import normalize_words
 from connectors.base import TextDocument
 
 PARSLEY = ("Parsley", "Parsley, or garden parsley, is a species of flowering plant in the "

@@ -13,8 +13,8 @@ from assistant.decoder_vocab import (
     piece_count,
 )
 from assistant.ingest import Ingestor
-from assistant.metrics import normalize_words
 from assistant.s2r import DecodeConfig, IntegratedRecognizer
+from assistant.text import normalize_words
 from connectors.base import TextDocument
 from tests.conftest import sharing_store
 

@@ -12,8 +12,8 @@ import pytest
 from assistant.audio import write_wav
 from assistant.bench_build import VOICE_FAMILIES, build
 from assistant.bench_format import BenchmarkError, load_benchmark
-from assistant.chunking import split_sentences
 from assistant.evaluate import evaluate
+from assistant.text import split_sentences
 from assistant.wiki_corpus import in_eval_split, load_summaries
 from tests.conftest import ROOT, silence
 

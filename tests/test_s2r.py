@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from assistant.metrics import normalize_words
 from assistant.s2r import (
     DecodeConfig,
     Hypothesis,
@@ -13,6 +12,7 @@ from assistant.s2r import (
     query_vector,
     repeats_word_ngram,
 )
+from assistant.text import normalize_words
 
 CLEAN = ["What is the highest mountain on Earth?",
          "The first coffee house in London opened in the seventeenth century.",

@@ -6,7 +6,7 @@ import pytest
 
 from assistant.asr import Transcriber
 from assistant.decoder_vocab import DecoderVocabulary, piece_count
-from assistant.metrics import normalize_words, word_errors
+from assistant.metrics import word_errors
 from assistant.models import (
     BASE_MODEL_SHA256,
     ModelNotFoundError,
@@ -15,6 +15,7 @@ from assistant.models import (
 )
 from assistant.s2r import IntegratedRecognizer
 from assistant.settings import Settings
+from assistant.text import normalize_words
 
 CLEAN = ["What is the highest mountain on Earth?",
          "Please tell me who painted the ceiling of the Sistine Chapel."]

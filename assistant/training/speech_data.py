@@ -22,15 +22,15 @@ import numpy as np
 from assistant.audio import SAMPLE_RATE
 from assistant.bench_build import (
     EVAL_VOICES,
-    _words,
     add_noise,
     babble,
     description_query,
     keyword_query,
+    keyword_words,
     lead_question,
 )
-from assistant.chunking import split_sentences
 from assistant.e2e import FRAMES_PER_S, normalize_text
+from assistant.text import split_sentences
 from assistant.tts import TTSError, espeak_command, synthesize
 from assistant.wiki_corpus import in_eval_split
 
@@ -106,7 +106,7 @@ def article_texts(wiki: dict[str, dict[str, str]], exclude_titles: set[str], see
     adapter's previous-text prompts are drawn around it)."""
     df: Counter = Counter()
     for entry in wiki.values():
-        df.update(set(_words(entry.get("extract", ""))))
+        df.update(set(keyword_words(entry.get("extract", ""))))
     texts: list[tuple[str, str]] = []
     for title, entry in wiki.items():
         if in_eval_split(title) or title in exclude_titles or not entry.get("extract"):
