@@ -16,15 +16,15 @@ from assistant.models import is_bundled_whisper
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
-    from assistant.asr import Transcriber
-    from assistant.decoder_vocab import DecoderVocabulary
-    from assistant.e2e import CTCHead
-    from assistant.embedder import TextEmbedder
-    from assistant.llm import LLMBackend
-    from assistant.manifest import Manifest
-    from assistant.s2r import IntegratedRecognizer
-    from assistant.sparse import CharGramEncoder, LexicalEncoder, SoundKeyEncoder
-    from assistant.store.base import Store
+    from assistant.answer.llm import LLMBackend
+    from assistant.index.manifest import Manifest
+    from assistant.retrieval.embedder import TextEmbedder
+    from assistant.retrieval.sparse import CharGramEncoder, LexicalEncoder, SoundKeyEncoder
+    from assistant.retrieval.store.base import Store
+    from assistant.speech.decoder_vocab import DecoderVocabulary
+    from assistant.speech.e2e import CTCHead
+    from assistant.speech.integrated import IntegratedRecognizer
+    from assistant.speech.whisper import Transcriber
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Runtime:
     @property
     def embedder(self) -> TextEmbedder:
         if self._embedder is None:
-            from assistant.embedder import TextEmbedder
+            from assistant.retrieval.embedder import TextEmbedder
 
             self._embedder = TextEmbedder(self.settings)
         return self._embedder
@@ -53,32 +53,32 @@ class Runtime:
     @property
     def transcriber(self) -> Transcriber:
         if self._transcriber is None:
-            from assistant.asr import Transcriber
+            from assistant.speech.whisper import Transcriber
 
             self._transcriber = Transcriber(self.settings)
         return self._transcriber
 
     @cached_property
     def lexical(self) -> LexicalEncoder:
-        from assistant.sparse import LexicalEncoder
+        from assistant.retrieval.sparse import LexicalEncoder
 
         return LexicalEncoder()
 
     @cached_property
     def char_grams(self) -> CharGramEncoder:
-        from assistant.sparse import CharGramEncoder
+        from assistant.retrieval.sparse import CharGramEncoder
 
         return CharGramEncoder()
 
     @cached_property
     def sound_keys(self) -> SoundKeyEncoder:
-        from assistant.sparse import SoundKeyEncoder
+        from assistant.retrieval.sparse import SoundKeyEncoder
 
         return SoundKeyEncoder()
 
     def sparse_encoder(self, name: str) -> LexicalEncoder | CharGramEncoder | SoundKeyEncoder:
         """The encoder of the sparse vector ``name`` (store.base.SPARSE_NAMES)."""
-        from assistant.store.base import CHARS_VECTOR, SOUND_VECTOR, SPARSE_VECTOR
+        from assistant.retrieval.store.base import CHARS_VECTOR, SOUND_VECTOR, SPARSE_VECTOR
 
         return getattr(self, {SPARSE_VECTOR: "lexical", CHARS_VECTOR: "char_grams",
                               SOUND_VECTOR: "sound_keys"}[name])
@@ -88,7 +88,7 @@ class Runtime:
         """The integrated S2R decode; it loads Whisper through ``transcriber`` (shared weights
         when the thread counts match)."""
         if self._recognizer is None:
-            from assistant.s2r import DecodeConfig, IntegratedRecognizer
+            from assistant.speech.integrated import DecodeConfig, IntegratedRecognizer
 
             self._recognizer = IntegratedRecognizer(self.transcriber,
                                                     DecodeConfig.from_settings(self.settings))
@@ -100,8 +100,8 @@ class Runtime:
         decoder only says this collection's word pieces (``decoder_vocab``), else (or when the
         pruned model cannot be made) it is ``recognizer``."""
         if self._query_recognizer is None:
-            from assistant.ct2_file import CT2FormatError
-            from assistant.s2r import DecodeConfig, IntegratedRecognizer
+            from assistant.speech.ct2_file import CT2FormatError
+            from assistant.speech.integrated import DecodeConfig, IntegratedRecognizer
 
             self._query_recognizer = self.recognizer
             try:  # a cache that cannot be written or an odd model costs speed, not the query
@@ -126,7 +126,7 @@ class Runtime:
         count = self.store.count()
         if not count:
             return None
-        from assistant.decoder_vocab import DecoderVocabulary, piece_count
+        from assistant.speech.decoder_vocab import DecoderVocabulary, piece_count
 
         # size and recorded sources: a document replaced by one of as many chunks but other
         # words must not be decoded with the old words (written by another process, say)
@@ -155,7 +155,7 @@ class Runtime:
     def e2e(self) -> CTCHead:
         """The e2e CTC head; raises ``E2EModelError`` if it is off, missing or corrupt."""
         if self._e2e is None:
-            from assistant.e2e import DEFAULT_MODEL, CTCHead, E2EModelError
+            from assistant.speech.e2e import DEFAULT_MODEL, CTCHead, E2EModelError
 
             if not self.e2e_enabled:
                 raise E2EModelError("the e2e model is off (S2R_E2E_MODEL=none)")
@@ -165,7 +165,7 @@ class Runtime:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from assistant.store import open_store
+            from assistant.retrieval.store import open_store
 
             self._store = open_store(self.settings, self.embedder.dim, self.embedder.model_id)
         return self._store
@@ -174,7 +174,7 @@ class Runtime:
     def manifest(self) -> Manifest:
         """Which sources of this collection are completely ingested (crash-safe re-runs)."""
         if self._manifest is None:
-            from assistant.manifest import Manifest
+            from assistant.index.manifest import Manifest
 
             s = self.settings
             self._manifest = Manifest.for_collection(s.data_dir, s.qdrant_url or "embedded",
@@ -185,7 +185,7 @@ class Runtime:
     def llm(self) -> LLMBackend:
         """The answer model; the first use may start the local model server (seconds)."""
         if self._llm is None:
-            from assistant.llm import open_llm
+            from assistant.answer.llm import open_llm
 
             self._llm = open_llm(self.settings)
         return self._llm
@@ -194,7 +194,7 @@ class Runtime:
         """Load every model (and start the answer model) so the first question is not slow."""
         import numpy as np
 
-        from assistant.audio import SAMPLE_RATE
+        from assistant.speech.audio import SAMPLE_RATE
 
         self.embedder.embed(["warm up"])
         self.query_recognizer.recognize(np.zeros(SAMPLE_RATE, np.float32))

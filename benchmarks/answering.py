@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import spoken_turns
 
-from assistant.answering import Answerer, Question
-from assistant.audio import decode_audio
-from assistant.bench_format import Query
-from assistant.conversation import Conversation
-from assistant.speech_out import SpeechEngine, open_speech_engine, speakable
+from assistant.answer.answering import Answerer, Question
+from assistant.answer.conversation import Conversation
+from assistant.eval.bench_format import Query
+from assistant.speech.answer_voice import SpeechEngine, open_speech_engine, speakable
+from assistant.speech.audio import decode_audio
 from assistant.text import normalize_words
 
 IDK = "don't know"

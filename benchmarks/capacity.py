@@ -58,11 +58,11 @@ from foundation import (
     timed,
 )
 
-from assistant.chunks import Chunk
+from assistant.retrieval.chunks import Chunk
+from assistant.retrieval.sparse import LexicalEncoder, SparseVector
+from assistant.retrieval.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint
+from assistant.retrieval.store.layout import Layout
 from assistant.settings import Settings
-from assistant.sparse import LexicalEncoder, SparseVector
-from assistant.store.base import SPARSE_VECTOR, TEXT_VECTOR, StoredPoint
-from assistant.store.layout import Layout
 from assistant.text import split_sentences
 
 CLUSTERS = 1_000
@@ -159,7 +159,7 @@ def _cached_embeddings(settings: Settings, texts: list[str], tag: str) -> np.nda
         return np.load(path)
     from tqdm import tqdm
 
-    from assistant.embedder import TextEmbedder
+    from assistant.retrieval.embedder import TextEmbedder
 
     embedder = TextEmbedder(settings)
     step = 512
@@ -215,7 +215,7 @@ def exact_ids(store: Any, dense: np.ndarray, kind: str | None = None) -> list[li
 
 def run_config(vector_set: str, quantization: str, sizes: list[int], n_queries: int,
                seed: int, on_disk: bool = False) -> dict[str, Any]:
-    from assistant.store.edge import EdgeStore
+    from assistant.retrieval.store.edge import EdgeStore
 
     settings = Settings.load()
     data = RandomSet(seed, max(sizes)) if vector_set == "random" else RealSet(settings, max(sizes))

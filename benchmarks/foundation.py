@@ -37,15 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE, decode_audio, write_wav
-from assistant.chunks import Chunk
-from assistant.ingest import Ingestor
+from assistant.eval.wiki_corpus import load_summaries
+from assistant.index.ingest import Ingestor
+from assistant.retrieval.chunks import Chunk
+from assistant.retrieval.store.base import TEXT_VECTOR, StoredPoint
 from assistant.runtime import Runtime
 from assistant.settings import Settings
-from assistant.store.base import TEXT_VECTOR, StoredPoint
+from assistant.speech.audio import SAMPLE_RATE, decode_audio, write_wav
+from assistant.speech.tts import synthesize
 from assistant.text import split_sentences
-from assistant.tts import synthesize
-from assistant.wiki_corpus import load_summaries
 from connectors import TextDocument
 
 REPO = Path(__file__).resolve().parent.parent
@@ -259,8 +259,8 @@ def bench_store(upsert_points: int, total_points: int, disk_points: int, n_queri
                 seed: int) -> dict[str, Any]:
     from qdrant_client import QdrantClient
 
-    from assistant.store.edge import EdgeStore
-    from assistant.store.server import ServerStore
+    from assistant.retrieval.store.edge import EdgeStore
+    from assistant.retrieval.store.server import ServerStore
 
     total_points = max(total_points, upsert_points)
     rng = np.random.default_rng(seed)
@@ -426,7 +426,7 @@ def print_spoken(r: dict[str, Any]) -> None:
 def bench_query(threads: int, repeats: int) -> dict[str, Any]:
     """Cascade latency per spoken question over the bundled sample: decoded audio in, ranked
     ids out (Whisper on its padded 30 s window, then embed + search), models warmed first."""
-    from assistant.retrieval import Retriever
+    from assistant.retrieval.retriever import Retriever
 
     with temp_dir("query") as tmp:
         runtime = Runtime(make_settings(tmp / "data", threads))

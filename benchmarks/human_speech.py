@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from assistant.audio import SAMPLE_RATE, decode_audio, write_flac
+from assistant.speech.audio import SAMPLE_RATE, decode_audio, write_flac
 
 PACKAGES = ("ktuberling-data", "alsa-utils")
 # KTuberling files name a scene and an object ("egypt_palmtree"); these objects are spoken as

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 import prompts
-from assistant.local_llm import LocalLLMServer, _free_port
+from assistant.answer.local_llm import LocalLLMServer, _free_port
 from assistant.models import resolve_llm_gguf
 from assistant.settings import Settings
 

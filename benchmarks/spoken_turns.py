@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assistant.bench_format import Benchmark, load_benchmark
-from assistant.evaluate import open_index
+from assistant.eval.bench_format import Benchmark, load_benchmark
+from assistant.eval.evaluate import open_index
 from assistant.runtime import Runtime
 from assistant.settings import Settings
 

@@ -25,12 +25,12 @@ import numpy as np
 import spoken_turns
 from rich.console import Console
 
-from assistant.answering import Answerer
-from assistant.audio import SAMPLE_RATE, decode_audio, write_wav
-from assistant.speech_out import VirtualPlayer, open_speech_engine
-from assistant.talk import SessionClock, TalkLoop, TalkOptions
-from assistant.talk_screen import RichScreen
-from assistant.voice_input import FileInput
+from assistant.answer.answering import Answerer
+from assistant.interfaces.talk.loop import SessionClock, TalkLoop, TalkOptions
+from assistant.interfaces.talk.microphone import FileInput
+from assistant.interfaces.talk.screen import RichScreen
+from assistant.speech.answer_voice import VirtualPlayer, open_speech_engine
+from assistant.speech.audio import SAMPLE_RATE, decode_audio, write_wav
 
 STAGES = ("endpoint", "sources", "first_token", "first_audio")
 

@@ -26,8 +26,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE
-from assistant.speech_out import EspeakEngine, PiperEngine, SpeechEngine
+from assistant.speech.answer_voice import EspeakEngine, PiperEngine, SpeechEngine
+from assistant.speech.audio import SAMPLE_RATE
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.audio import AudioDecodeError, iter_audio_blocks
-from assistant.vad import VadConfig, segment_stream
+from assistant.speech.audio import AudioDecodeError, iter_audio_blocks
+from assistant.speech.vad import VadConfig, segment_stream
 
 
 class _Transcribes(Protocol):

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.audio import SAMPLE_RATE
+from assistant.eval.wiki_corpus import load_summaries
 from assistant.runtime import Runtime
 from assistant.settings import Settings
-from assistant.tts import synthesize
-from assistant.wiki_corpus import load_summaries
+from assistant.speech.audio import SAMPLE_RATE
+from assistant.speech.tts import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ def answer_runtime(models, wiki, tmp_path_factory) -> Runtime:
         (folder / doc.name).write_bytes(doc.read_bytes())
     runtime = models.with_settings(data_dir=tmp_path_factory.mktemp("answer-data"),
                                    llm_gguf="none", llm_temperature=0.0)
-    from assistant.ingest import Ingestor
+    from assistant.index.ingest import Ingestor
 
     report = Ingestor(runtime).ingest_paths([str(folder)], progress=False)
     assert report.ok and len(report.ingested) == 33
@@ -113,7 +113,7 @@ def answer_runtime(models, wiki, tmp_path_factory) -> Runtime:
 def local_llm(cache_dir):
     """local_llm("qwen" | "smollm2") -> base URL of a real llama.cpp server on the bundled
     model, started once per session (the real local LLM of the end-to-end tests)."""
-    from assistant.local_llm import LocalLLMServer
+    from assistant.answer.local_llm import LocalLLMServer
 
     servers: dict[str, LocalLLMServer] = {}
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE, wav_bytes
+from assistant.speech.audio import SAMPLE_RATE, wav_bytes
 
 
 @dataclass

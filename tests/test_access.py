@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import logging
 
-from assistant.audio import wav_bytes
-from assistant.cli import build_parser
+from assistant.interfaces.cli import build_parser
+from assistant.speech.audio import wav_bytes
 from tests.conftest import sharing_store
 from tests.test_http_api import call, loaded_app
 

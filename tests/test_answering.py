@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from assistant.answering import Answerer, Question, QuestionError
-from assistant.extractive import LABEL, NOTHING_FOUND
+from assistant.answer.answering import Answerer, Question, QuestionError
+from assistant.answer.extractive import LABEL, NOTHING_FOUND
 from tests.conftest import ROOT, sharing_store, silence
 from tests.fake_llm import Step
 
@@ -103,7 +103,7 @@ def test_empty_or_silent_questions_are_rejected(answer_runtime):
 
 
 def test_ask_cli_json_contract(tmp_path):
-    env_args = [sys.executable, "-m", "assistant.cli", "--data-dir", str(tmp_path)]
+    env_args = [sys.executable, "-m", "assistant", "--data-dir", str(tmp_path)]
     subprocess.run([*env_args, "ingest", "--no-progress", str(ROOT / "samples" / "docs")],
                    check=True, capture_output=True)
     out = subprocess.run([*env_args, "ask", "--no-llm", "--json", "who built the transistor"],

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from assistant.audio import (
+from assistant.speech.audio import (
     SAMPLE_RATE,
     AudioDecodeError,
     change_speed,

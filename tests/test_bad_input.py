@@ -12,9 +12,9 @@ import wave
 import numpy as np
 import pytest
 
-from assistant.audio import SAMPLE_RATE, AudioTooLongError, decode_audio
-from assistant.ingest import Ingestor
-from assistant.retrieval import Retriever
+from assistant.index.ingest import Ingestor
+from assistant.retrieval.retriever import Retriever
+from assistant.speech.audio import SAMPLE_RATE, AudioTooLongError, decode_audio
 from tests.conftest import ROOT, silence
 from tests.test_audio import encode, tone
 from tests.test_http_api import QUESTION, audio_part, call, loaded_app

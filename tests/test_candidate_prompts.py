@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.decode_context import candidate_context, previous_text_prompt
+from assistant.speech.decode_context import candidate_context, previous_text_prompt
 from assistant.training.candidate_prompts import (
     PASSAGE_CHARS,
     CandidatePrompts,

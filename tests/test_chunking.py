@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from assistant.chunking import chunk_text
+from assistant.index.chunking import chunk_text
 from assistant.text import split_sentences
 
 

@@ -6,8 +6,8 @@ from dataclasses import fields
 
 import yaml
 
+from assistant.retrieval.store import Layout
 from assistant.settings import ENV_PREFIX, Settings
-from assistant.store import Layout
 from tests.conftest import ROOT
 
 NODES = ("qdrant-1", "qdrant-2", "qdrant-3")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors import DocumentError, read_document, source_kind
+from assistant.index.registry import read_document, source_kind
+from connectors import DocumentError
 from connectors.folder import expand_paths
 from tests.pdfs import write_encrypted_pdf, write_pdf
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import prompts
-from assistant.audio import SAMPLE_RATE, decode_audio
-from assistant.context import (
+from assistant.answer.context import (
     AudioPart,
     build_messages,
     cited_numbers,
@@ -17,8 +16,9 @@ from assistant.context import (
     focus,
     render_source,
 )
-from assistant.conversation import Conversation
-from assistant.store.base import Hit
+from assistant.answer.conversation import Conversation
+from assistant.retrieval.store.base import Hit
+from assistant.speech.audio import SAMPLE_RATE, decode_audio
 
 
 def hit(title: str, words: int, start: float | None = None) -> Hit:

@@ -6,10 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.coverage import PassageWords, content_words, coverage, reorder, rerank_by_coverage
-from assistant.ingest import Ingestor
-from assistant.retrieval import Retriever
-from assistant.store.base import Hit
+from assistant.index.ingest import Ingestor
+from assistant.retrieval.coverage import (
+    PassageWords,
+    content_words,
+    coverage,
+    reorder,
+    rerank_by_coverage,
+)
+from assistant.retrieval.retriever import Retriever
+from assistant.retrieval.store.base import Hit
 from tests.conftest import sharing_store
 
 UMBRELLA = "An umbrella or parasol is a folding canopy supported by wooden or metal ribs."

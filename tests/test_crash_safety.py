@@ -26,7 +26,7 @@ def recorded(data_dir: Path) -> int:
 
 
 def ingest(env: dict, folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "assistant.cli", "ingest", "--no-progress",
+    return subprocess.run([sys.executable, "-m", "assistant", "ingest", "--no-progress",
                            str(folder)], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -40,7 +40,7 @@ def test_kill_during_ingest_then_rerun_loses_and_duplicates_nothing(models, cach
     env = {**os.environ, "S2R_DATA_DIR": str(data_dir), "S2R_CACHE_DIR": str(cache_dir),
            "S2R_QDRANT_URL": "", "S2R_INGEST_GROUP_CHUNKS": "4"}  # commit every 4 files
 
-    first = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ingest", "--no-progress",
+    first = subprocess.Popen([sys.executable, "-m", "assistant", "ingest", "--no-progress",
                               str(folder)], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
@@ -73,7 +73,7 @@ def test_kill_during_ingest_then_rerun_loses_and_duplicates_nothing(models, cach
 
 
 def test_manifest_does_not_trust_a_store_that_lost_chunks(runtime: Runtime, tmp_path):
-    from assistant.ingest import Ingestor
+    from assistant.index.ingest import Ingestor
 
     doc = tmp_path / "a.txt"
     doc.write_text("Tea came to Europe through Dutch traders in the seventeenth century.")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from assistant.decode_context import candidate_context
-from assistant.ingest import Ingestor
-from assistant.retrieval import Retriever
+from assistant.index.ingest import Ingestor
+from assistant.retrieval.retriever import Retriever
+from assistant.speech.decode_context import candidate_context
 from assistant.text import normalize_words
 from connectors.base import TextDocument
 

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from assistant.asr import Transcriber
-from assistant.checkpoint import sha256_of
-from assistant.ct2_file import read_model
-from assistant.decoder_adapter import (
+from assistant.speech.checkpoint import sha256_of
+from assistant.speech.ct2_file import read_model
+from assistant.speech.decoder_adapter import (
     DEFAULT_ADAPTER,
     LINEARS,
     DecoderAdapter,
     DecoderAdapterError,
     adapted_model_dir,
 )
+from assistant.speech.whisper import Transcriber
 from assistant.training import decoder_trainer
 from assistant.training.candidate_prompts import CandidatePrompts
 from assistant.training.ctc_trainer import FrameCorpus
@@ -271,7 +271,7 @@ def test_the_bundled_adapter_serves_the_integrated_decode_only(adapted_models, p
 
 def test_the_cli_names_a_broken_adapter_and_checks_train_flags(tmp_path, cache_dir, capsys,
                                                               monkeypatch):
-    from assistant.cli import EXIT_USAGE, main
+    from assistant.interfaces.cli import EXIT_USAGE, main
 
     monkeypatch.setenv("S2R_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("S2R_CACHE_DIR", str(cache_dir))
@@ -291,7 +291,7 @@ def test_only_an_adapter_trained_with_prompts_runs_the_second_decode(random_adap
                                                                      tmp_path):
     """The hybrid's prompted second decode runs on the adapted decoder only if the adapter
     learnt to hear after a prompt (``--context-share``); else on the packaged one."""
-    from assistant.s2r import IntegratedRecognizer
+    from assistant.speech.integrated import IntegratedRecognizer
 
     _, path, card = random_adapter
     recognizers = {}

@@ -5,15 +5,15 @@ import struct
 
 import pytest
 
-from assistant.ct2_file import CT2FormatError, read_model, write_model
-from assistant.decoder_vocab import (
+from assistant.index.ingest import Ingestor
+from assistant.speech.ct2_file import CT2FormatError, read_model, write_model
+from assistant.speech.decoder_vocab import (
     COMMON_PIECES,
     FIRST_SPECIAL,
     DecoderVocabulary,
     piece_count,
 )
-from assistant.ingest import Ingestor
-from assistant.s2r import DecodeConfig, IntegratedRecognizer
+from assistant.speech.integrated import DecodeConfig, IntegratedRecognizer
 from assistant.text import normalize_words
 from connectors.base import TextDocument
 from tests.conftest import sharing_store

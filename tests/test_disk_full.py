@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.ingest import Ingestor
-from assistant.store.base import StoreError
+from assistant.index.ingest import Ingestor
+from assistant.retrieval.store.base import StoreError
 
 WORDS = ("river glacier harbour temple market orbit protein violin meadow lantern copper "
          "falcon quarry saddle tundra walnut").split()

@@ -9,17 +9,17 @@ import sys
 import numpy as np
 import pytest
 
-from assistant.audio import write_wav
-from assistant.ingest import Ingestor
-from assistant.retrieval import Retriever
-from assistant.s2r import Hypothesis, Recognition, nbest_weights, query_vector
-from assistant.store.base import (
+from assistant.index.ingest import Ingestor
+from assistant.retrieval.retriever import Retriever
+from assistant.retrieval.store.base import (
     CHARS_VECTOR,
     SOUND_VECTOR,
     SPARSE_VECTOR,
     SPEECH_VECTOR,
     TEXT_VECTOR,
 )
+from assistant.speech.audio import write_wav
+from assistant.speech.integrated import Hypothesis, Recognition, nbest_weights, query_vector
 from tests.conftest import ROOT, sharing_store, silence
 
 QUESTIONS = [  # (spoken question, voice, article that answers it)
@@ -116,7 +116,7 @@ def test_spoken_question_finds_the_span_in_a_recording(runtime, tmp_path, speak)
 
 
 def run_cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=300)
 
 

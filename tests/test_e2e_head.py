@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from assistant.e2e import (
+from assistant.eval.metrics import edit_distance
+from assistant.speech.e2e import (
     DEFAULT_MODEL,
     VOCAB,
     CTCHead,
@@ -19,10 +20,9 @@ from assistant.e2e import (
     normalize_text,
     spell_audio,
 )
-from assistant.metrics import edit_distance
+from assistant.speech.tts import synthesize
 from assistant.training import ctc_trainer
 from assistant.training.speech_data import Augmentation, build_shard
-from assistant.tts import synthesize
 
 NO_AUGMENTATION = Augmentation(noise=0, babble=0, phone=0, reverb=0, speed=0)
 

@@ -9,12 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from assistant.audio import write_wav
-from assistant.bench_build import VOICE_FAMILIES, build
-from assistant.bench_format import BenchmarkError, load_benchmark
-from assistant.evaluate import evaluate
+from assistant.eval.bench_build import VOICE_FAMILIES, build
+from assistant.eval.bench_format import BenchmarkError, load_benchmark
+from assistant.eval.evaluate import evaluate
+from assistant.eval.wiki_corpus import in_eval_split, load_summaries
+from assistant.speech.audio import write_wav
 from assistant.text import split_sentences
-from assistant.wiki_corpus import in_eval_split, load_summaries
 from tests.conftest import ROOT, silence
 
 ROW_KEYS = {"benchmark", "system", "n_queries", "mrr@10", "recall@1", "recall@5", "recall@10",
@@ -94,7 +94,7 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
 def test_eval_cli_writes_json_table_and_plot(tmp_path, cache_dir, tiny_bench):
     out, png = tmp_path / "r.json", tmp_path / "r.png"
     env = os.environ | {"S2R_CACHE_DIR": str(cache_dir), "S2R_E2E_MODEL": "none"}
-    done = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", str(tiny_bench),
+    done = subprocess.run([sys.executable, "-m", "assistant", "eval", str(tiny_bench),
                            "--systems", "transcript,e2e", "--out", str(out), "--plot", str(png)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -133,10 +133,10 @@ def test_bad_queries_name_file_and_line_or_are_skipped(tmp_path, tiny_bench, bad
 def test_eval_cli_reports_bad_input(tmp_path, tiny_bench):
     good = (tiny_bench / "queries.jsonl").read_text().splitlines(keepends=True)
     bench = broken_copy(tiny_bench, tmp_path / "b", [good[0], "not json\n"])
-    done = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", str(bench),
+    done = subprocess.run([sys.executable, "-m", "assistant", "eval", str(bench),
                            "--systems", "nonsense"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and "unknown system" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "assistant.cli", "eval", str(bench),
+    done = subprocess.run([sys.executable, "-m", "assistant", "eval", str(bench),
                            "--systems", "transcript"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and "queries.jsonl:2: malformed JSON" in done.stderr
 
@@ -170,7 +170,7 @@ def test_bench_build_small(tmp_path):
 
 
 def test_tuning_sets_never_touch_the_eval_split():
-    from assistant.bench_build import choose_queries
+    from assistant.eval.bench_build import choose_queries
 
     wiki = load_summaries()
     tune = choose_queries(wiki, 30, seed=1, split="train")

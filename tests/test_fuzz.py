@@ -14,8 +14,9 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from assistant.audio import AudioDecodeError, decode_audio, wav_bytes
-from connectors import DocumentError, read_document
+from assistant.index.registry import read_document
+from assistant.speech.audio import AudioDecodeError, decode_audio, wav_bytes
+from connectors import DocumentError
 from tests.pdfs import write_pdf
 from tests.test_audio import encode, tone
 

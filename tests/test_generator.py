@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from assistant.generator import AsyncChatClient, ChatClient, ChatConfig, LLMError
+from assistant.answer.chat_client import AsyncChatClient, ChatClient, ChatConfig, LLMError
 from tests.fake_llm import FakeLLM, Step
 
 MESSAGES = [{"role": "user", "content": "where was coffee first grown?"}]

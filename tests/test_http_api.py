@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from assistant.audio import wav_bytes
-from assistant.http_api import create_app
+from assistant.interfaces.http_api import create_app
+from assistant.speech.audio import wav_bytes
 from tests.conftest import sharing_store, silence
 from tests.fake_llm import Step
 

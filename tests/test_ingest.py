@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 
-from assistant.audio import write_wav
-from assistant.ingest import Ingestor
+from assistant.index.ingest import Ingestor
+from assistant.speech.audio import write_wav
 from tests.conftest import ROOT, silence
 from tests.pdfs import write_encrypted_pdf
 
@@ -124,8 +124,8 @@ def test_in_memory_documents_are_idempotent_too(runtime):
 def test_char_grams_off_stores_no_4gram_vectors_and_still_finds_by_words(runtime, tmp_path):
     """``S2R_CHAR_GRAMS=false`` (a large collection saving the 4-gram postings): chunks get
     no ``chars`` vector, switching it back re-ingests them, and search runs on the word legs."""
-    from assistant.retrieval import Retriever
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.retriever import Retriever
+    from assistant.retrieval.store.base import QueryLeg
 
     docs = copy_samples(tmp_path)
     plain = runtime.with_settings(char_grams=False)
@@ -142,7 +142,7 @@ def test_char_grams_off_stores_no_4gram_vectors_and_still_finds_by_words(runtime
 def test_sound_keys_store_a_sound_vector_and_switching_them_reingests(runtime, tmp_path):
     """``S2R_SOUND_KEYS``: every chunk gets a ``sound`` vector, so a name heard as a word
     that sounds alike finds it; switching the leg off (or on) indexes every source again."""
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.store.base import QueryLeg
 
     docs = copy_samples(tmp_path)
     sounding = runtime.with_settings(sound_keys=True)

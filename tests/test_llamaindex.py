@@ -9,9 +9,9 @@ import numpy as np
 from llama_index.core import get_response_synthesizer
 from llama_index.core.query_engine import RetrieverQueryEngine
 
-from assistant.audio import write_wav
-from assistant.generator import ChatConfig
-from assistant.llamaindex import S2RLLM, S2REmbedding, S2RRetriever, SpokenQueryBundle
+from assistant.answer.chat_client import ChatConfig
+from assistant.interfaces.llamaindex import S2RLLM, S2REmbedding, S2RRetriever, SpokenQueryBundle
+from assistant.speech.audio import write_wav
 
 QUESTION = "Who built the first working transistor?"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.generator import ChatClient, ChatConfig
-from assistant.local_llm import LocalLLMError, LocalLLMServer
+from assistant.answer.chat_client import ChatClient, ChatConfig
+from assistant.answer.local_llm import LocalLLMError, LocalLLMServer
 from assistant.models import ModelNotFoundError, _join_checked, resolve_llm_gguf
 from assistant.settings import Settings
 
@@ -111,7 +111,7 @@ def test_the_model_server_dies_when_its_owner_is_killed_outright(cache_dir):
     owner = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from assistant.local_llm import LocalLLMServer\n"
+         "from assistant.answer.local_llm import LocalLLMServer\n"
          "from assistant.models import resolve_llm_gguf\n"
          "from pathlib import Path\n"
          "server = LocalLLMServer(resolve_llm_gguf('smollm2', Path(sys.argv[1])), 1, 512)\n"
@@ -136,7 +136,7 @@ def test_sigterm_to_s2r_serve_leaves_no_model_server(cache_dir, tmp_path):
     port = _free_port()
     env = {**os.environ, "S2R_DATA_DIR": str(tmp_path / "data"), "S2R_CACHE_DIR": str(cache_dir),
            "S2R_QDRANT_URL": "", "S2R_LLM_URL": "", "S2R_LLM_GGUF": "smollm2"}
-    serve = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port",
+    serve = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port",
                               str(port)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240

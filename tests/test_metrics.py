@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from assistant.metrics import ndcg_at, recall_at, reciprocal_rank, word_errors
+from assistant.eval.metrics import ndcg_at, recall_at, reciprocal_rank, word_errors
 
 
 def test_reciprocal_rank():

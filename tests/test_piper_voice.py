@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from assistant import speech_out
-from assistant.audio import SAMPLE_RATE
 from assistant.settings import Settings, SettingsError
-from assistant.speech_out import EspeakEngine, PiperEngine, open_speech_engine, rms
-from assistant.tts import TTSError, check_voice, synthesize
+from assistant.speech import answer_voice as speech_out
+from assistant.speech.answer_voice import EspeakEngine, PiperEngine, open_speech_engine, rms
+from assistant.speech.audio import SAMPLE_RATE
+from assistant.speech.tts import TTSError, check_voice, synthesize
 
 SENTENCE = "Honey bees tell each other where food is with a waggle dance."
 

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, wav_bytes
-from assistant.chunking import chunk_text
+from assistant.index.chunking import chunk_text
+from assistant.speech.audio import SAMPLE_RATE, AudioDecodeError, decode_audio, wav_bytes
 from tests.test_http_api import call, loaded_app
 
 FIXTURES_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture],

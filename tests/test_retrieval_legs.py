@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from assistant.retrieval import Retriever
-from assistant.store.base import CHARS_VECTOR, SOUND_VECTOR
+from assistant.retrieval.retriever import Retriever
+from assistant.retrieval.store.base import CHARS_VECTOR, SOUND_VECTOR
 
 
 def legs_of(runtime, texts, **kwargs):

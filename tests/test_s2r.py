@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from assistant.s2r import (
+from assistant.speech.integrated import (
     DecodeConfig,
     Hypothesis,
     IntegratedRecognizer,

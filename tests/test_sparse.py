@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.sparse import (
+from assistant.retrieval.sparse import (
     BM25_K1,
     CharGramEncoder,
     SoundKeyEncoder,
@@ -32,7 +32,7 @@ def test_grams_mark_word_edges_and_ignore_case_and_punctuation():
 
 def test_gram_ids_are_the_same_in_another_process():
     """Documents and queries are encoded by different processes: ids must not be salted."""
-    other = subprocess.run([sys.executable, "-c", "from assistant.sparse import gram_id; "
+    other = subprocess.run([sys.executable, "-c", "from assistant.retrieval.sparse import gram_id; "
                             "print(gram_id(' cas'))"], capture_output=True, text=True, check=True)
     assert int(other.stdout) == gram_id(" cas")
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from assistant.chunks import Chunk
-from assistant.store.base import StoredPoint, StoreError
-from assistant.store.edge import EdgeStore
-from assistant.store.layout import Layout
-from assistant.store.server import ServerStore
+from assistant.retrieval.chunks import Chunk
+from assistant.retrieval.store.base import StoredPoint, StoreError
+from assistant.retrieval.store.edge import EdgeStore
+from assistant.retrieval.store.layout import Layout
+from assistant.retrieval.store.server import ServerStore
 
 DIM = 8
 
@@ -130,7 +130,7 @@ def test_unreachable_server_is_a_clear_error_after_bounded_retries():
 
 
 def test_fused_dense_and_sparse_search(store):
-    from assistant.sparse import LexicalEncoder
+    from assistant.retrieval.sparse import LexicalEncoder
 
     lexical = LexicalEncoder()
     texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]
@@ -153,8 +153,8 @@ def test_fused_dense_and_sparse_search(store):
 def test_weighted_legs_over_text_speech_and_sparse_vectors(store):
     """The hybrid's fusion: any number of legs over any vector; the weights decide ties of
     rank, and a leg over ``speech`` only sees audio chunks that have that vector."""
-    from assistant.sparse import LexicalEncoder
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.sparse import LexicalEncoder
+    from assistant.retrieval.store.base import QueryLeg
 
     lexical = LexicalEncoder()
     texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]
@@ -179,8 +179,8 @@ def test_weighted_legs_over_text_speech_and_sparse_vectors(store):
 def test_character_gram_leg_finds_a_misheard_name(store):
     """Words the recogniser got wrong share no BM25 term with the chunk, but most of their
     character n-grams: the ``chars`` leg still ranks the right chunk first."""
-    from assistant.sparse import CharGramEncoder, LexicalEncoder
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.retrieval.store.base import QueryLeg
 
     lexical, grams = LexicalEncoder(), CharGramEncoder()
     texts = ["Johnny Cash was an American singer", "the cash register of a shop",
@@ -196,8 +196,8 @@ def test_character_gram_leg_finds_a_misheard_name(store):
 def test_sound_leg_finds_a_name_misheard_as_a_word_that_sounds_alike(store):
     """"organ" for "Oregon" shares no character 4-gram with it, but its Metaphone key: the
     ``sound`` leg ranks the right chunk first where the ``chars`` leg cannot."""
-    from assistant.sparse import CharGramEncoder, SoundKeyEncoder
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.sparse import CharGramEncoder, SoundKeyEncoder
+    from assistant.retrieval.store.base import QueryLeg
 
     grams, sounds = CharGramEncoder(), SoundKeyEncoder()
     texts = ["Oregon is a state of the Pacific Northwest", "the pipe organ of a church",
@@ -216,9 +216,9 @@ def test_edge_collection_of_schema_4_gains_the_sound_vector(tmp_path):
 
     import qdrant_edge as qe
 
-    from assistant.sparse import SoundKeyEncoder
-    from assistant.store.base import QueryLeg
-    from assistant.store.edge import META_FILE, _config
+    from assistant.retrieval.sparse import SoundKeyEncoder
+    from assistant.retrieval.store.base import QueryLeg
+    from assistant.retrieval.store.edge import META_FILE, _config
 
     path = tmp_path / "old"
     config = _config(DIM, Layout())
@@ -241,8 +241,8 @@ def test_server_collection_without_the_chars_vector_still_works(caplog):
     one: the store warns, stores and searches without it."""
     from qdrant_client import models as qm
 
-    from assistant.sparse import CharGramEncoder, LexicalEncoder
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.retrieval.store.base import QueryLeg
 
     client = QdrantClient(location=":memory:")
     client.create_collection(
@@ -264,8 +264,8 @@ def test_server_collection_without_the_chars_vector_still_works(caplog):
 def test_legs_fuse_by_score_or_by_rank(store, fusion):
     """Both fusions return one list holding each leg's best; a chunk that two legs rank
     first beats one that only a single leg finds."""
-    from assistant.sparse import CharGramEncoder, LexicalEncoder
-    from assistant.store.base import QueryLeg
+    from assistant.retrieval.sparse import CharGramEncoder, LexicalEncoder
+    from assistant.retrieval.store.base import QueryLeg
 
     lexical, grams = LexicalEncoder(), CharGramEncoder()
     texts = ["the port of Mocha shipped coffee", "a quiet harbour town", "mountain goats climb"]

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
+from assistant.retrieval.sparse import SparseVector
+from assistant.retrieval.store import Layout, open_store
+from assistant.retrieval.store.base import INDEXED_FIELDS, StoreError
+from assistant.retrieval.store.server import ServerStore
 from assistant.settings import Settings, SettingsError
-from assistant.sparse import SparseVector
-from assistant.store import Layout, open_store
-from assistant.store.base import INDEXED_FIELDS, StoreError
-from assistant.store.server import ServerStore
 from tests.fake_qdrant import FakeQdrant
 from tests.test_store import DIM, point, unit
 

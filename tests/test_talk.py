@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from assistant.audio import SAMPLE_RATE, write_wav
-from assistant.speech_out import VirtualPlayer, speakable
-from assistant.talk import SessionClock, TalkLoop, TalkOptions, _SentenceBuffer
+from assistant.interfaces.talk.loop import SessionClock, TalkLoop, TalkOptions, _SentenceBuffer
+from assistant.speech.answer_voice import VirtualPlayer, speakable
+from assistant.speech.audio import SAMPLE_RATE, write_wav
 from tests.conftest import ROOT, cough, silence
 from tests.fake_llm import Step
 
@@ -51,7 +51,7 @@ def test_recorded_conversation_through_the_loop(conversation, fake, tmp_path):
                         Step(text="Lava and ash pour out [1]."),
                         Step(text="Nothing more to add.")])
     env = {**os.environ, "S2R_LLM_URL": fake.url, "S2R_DATA_DIR": str(tmp_path / "data")}
-    cli = [sys.executable, "-m", "assistant.cli"]
+    cli = [sys.executable, "-m", "assistant"]
     subprocess.run([*cli, "ingest", "--no-progress", str(ROOT / "samples" / "docs")], env=env,
                    check=True, capture_output=True)
     log = tmp_path / "turns.jsonl"
@@ -88,16 +88,16 @@ def test_recorded_conversation_through_the_loop(conversation, fake, tmp_path):
 
 def test_talk_without_an_input_device_is_a_clear_error(tmp_path):
     env = {**os.environ, "S2R_DATA_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "assistant.cli", "talk"], env=env,
+    done = subprocess.run([sys.executable, "-m", "assistant", "talk"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no audio input device" in done.stderr
-    listed = subprocess.run([sys.executable, "-m", "assistant.cli", "talk", "--list-devices"],
+    listed = subprocess.run([sys.executable, "-m", "assistant", "talk", "--list-devices"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "input devices: none" in listed.stdout
 
 
 def test_echo_gate_ignores_speech_no_louder_than_the_playback(answer_runtime):
-    from assistant.answering import Answerer
+    from assistant.answer.answering import Answerer
 
     clock = SessionClock()
     player = VirtualPlayer(clock)
@@ -126,7 +126,7 @@ def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
 
 
 def test_openai_speech_endpoint_engine(fake):
-    from assistant.speech_out import OpenAISpeechEngine
+    from assistant.speech.answer_voice import OpenAISpeechEngine
 
     audio = OpenAISpeechEngine(fake.url + "/v1", voice="nova").synthesize("Hello there.")
     assert abs(len(audio) - SAMPLE_RATE // 2) < 50
@@ -135,10 +135,10 @@ def test_openai_speech_endpoint_engine(fake):
 
 
 def test_talk_reads_a_recording_from_standard_input(speak, tmp_path):
-    from assistant.audio import wav_bytes
+    from assistant.speech.audio import wav_bytes
 
     env = {**os.environ, "S2R_DATA_DIR": str(tmp_path / "data")}
-    cli = [sys.executable, "-m", "assistant.cli"]
+    cli = [sys.executable, "-m", "assistant"]
     subprocess.run([*cli, "ingest", "--no-progress", str(ROOT / "samples" / "docs")], env=env,
                    check=True, capture_output=True)
     recording = wav_bytes(np.concatenate([silence(0.3), speak(TURNS[0][0]), silence(0.5)]))
@@ -155,8 +155,8 @@ def _turns(runtime, audio: np.ndarray, speculate: bool):
     """The loop's turns over ``audio``, and the length in seconds of each clip retrieved."""
     from rich.console import Console
 
-    from assistant.answering import Answerer
-    from assistant.talk_screen import RichScreen
+    from assistant.answer.answering import Answerer
+    from assistant.interfaces.talk.screen import RichScreen
 
     clock = SessionClock()
     loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock,

@@ -1,6 +1,6 @@
 """The one word normaliser and sentence splitter, as each user of them needs them."""
 
-from assistant.talk import _SentenceBuffer
+from assistant.interfaces.talk.loop import _SentenceBuffer
 from assistant.text import normalize_words, terms
 
 

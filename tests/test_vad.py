@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE
-from assistant.vad import SpeechSegmenter, VadConfig, segment_stream
+from assistant.speech.audio import SAMPLE_RATE
+from assistant.speech.vad import SpeechSegmenter, VadConfig, segment_stream
 from tests.conftest import silence
 
 
@@ -60,7 +60,7 @@ def test_endpoint_fires_after_trailing_silence_when_streaming(speak):
 
 
 def test_pitch_tells_speech_from_coughs_and_noise(speak):
-    from assistant.vad import periodic_ms
+    from assistant.speech.vad import periodic_ms
     from tests.conftest import cough
 
     speech = speak("How do honeybees tell others where food is?")

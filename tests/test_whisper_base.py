@@ -4,17 +4,17 @@ import hashlib
 
 import pytest
 
-from assistant.asr import Transcriber
-from assistant.decoder_vocab import DecoderVocabulary, piece_count
-from assistant.metrics import word_errors
+from assistant.eval.metrics import word_errors
 from assistant.models import (
     BASE_MODEL_SHA256,
     ModelNotFoundError,
     assemble_whisper_base,
     resolve_whisper,
 )
-from assistant.s2r import IntegratedRecognizer
 from assistant.settings import Settings
+from assistant.speech.decoder_vocab import DecoderVocabulary, piece_count
+from assistant.speech.integrated import IntegratedRecognizer
+from assistant.speech.whisper import Transcriber
 from assistant.text import normalize_words
 
 CLEAN = ["What is the highest mountain on Earth?",

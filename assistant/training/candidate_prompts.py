@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from assistant.decode_context import candidate_context, previous_text_prompt
+from assistant.speech.decode_context import candidate_context, previous_text_prompt
 from assistant.training.whisper_tokens import WhisperTokens
 
 PASSAGE_CHARS = 480  # about one chunk of the collection, as a search hit holds

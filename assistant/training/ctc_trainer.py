@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from assistant.checkpoint import sha256_of
-from assistant.e2e import FORMAT, FRAMES_PER_S, VOCAB, encode_labels, greedy_decode
+from assistant.speech.checkpoint import sha256_of
+from assistant.speech.e2e import FORMAT, FRAMES_PER_S, VOCAB, encode_labels, greedy_decode
 from assistant.training.resumable import RunState, optimizer_step, warmup_cosine
 
 TAIL_S = 1.0  # frames kept after the speech: the head is trained and run on the same span
@@ -50,7 +50,7 @@ class TrainConfig:
 
 
 class CTCHeadModel(nn.Module):
-    """The torch twin of ``assistant.e2e.CTCHead`` (same layers, same parameter names on
+    """The torch twin of ``assistant.speech.e2e.CTCHead`` (same layers, same parameter names on
     export)."""
 
     def __init__(self, width: int, design: HeadDesign) -> None:
@@ -164,7 +164,7 @@ def _collate(corpus: FrameCorpus, batch: list[Utterance]):
 
 def character_error_rate(model: CTCHeadModel, corpus: FrameCorpus, utts: list[Utterance]
                          ) -> float:
-    from assistant.metrics import edit_distance
+    from assistant.eval.metrics import edit_distance
 
     errors = total = 0
     model.eval()

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from assistant.checkpoint import sha256_of
-from assistant.ct2_file import read_model
-from assistant.decoder_adapter import FORMAT, LINEARS, ct2_rows
+from assistant.speech.checkpoint import sha256_of
+from assistant.speech.ct2_file import read_model
+from assistant.speech.decoder_adapter import FORMAT, LINEARS, ct2_rows
 from assistant.training.candidate_prompts import CandidatePrompts
 from assistant.training.ctc_trainer import FrameCorpus, Utterance, batches
 from assistant.training.resumable import RunState, optimizer_step, warmup_cosine
@@ -122,7 +122,7 @@ def add_lora(decoder, rank: int, alpha: float) -> None:
 
 def load_factors(decoder, path: Path) -> None:
     """Start ``decoder``'s LoRA factors from the adapter at ``path`` (same rank)."""
-    from assistant.decoder_adapter import DecoderAdapter
+    from assistant.speech.decoder_adapter import DecoderAdapter
 
     factors = DecoderAdapter.load(path).factors
     for i, layer in enumerate(decoder.layers):

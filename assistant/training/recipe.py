@@ -90,13 +90,13 @@ class SpeechData:
 
 def speech_data(recipe: Recipe, settings, progress: bool, log) -> SpeechData:
     """The training speech both recipes read: made (or completed) once per seed."""
+    from assistant.eval.wiki_corpus import load_summaries
     from assistant.training.speech_data import (
         article_texts,
         build_speech_data,
         training_voices,
         usable_voices,
     )
-    from assistant.wiki_corpus import load_summaries
 
     excluded = excluded_titles(recipe.exclude_benchmarks)
     pairs = article_texts(load_summaries(), excluded, recipe.seed)
@@ -140,8 +140,8 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
 def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=print) -> dict:
     """Data, LoRA training and export of the Whisper decoder adapter (``config``: a
     ``DecoderTrainConfig``); returns the adapter's card."""
-    from assistant.asr import Transcriber
-    from assistant.checkpoint import sha256_of
+    from assistant.speech.checkpoint import sha256_of
+    from assistant.speech.whisper import Transcriber
     from assistant.training import decoder_trainer
     from assistant.training.speech_data import attach_spoken_texts
 
@@ -157,9 +157,9 @@ def run_decoder(recipe: Recipe, config, settings, progress: bool = True, log=pri
                                  f"-s{config.seed}")
     prompts = None
     if config.context_share:
-        from assistant.embedder import TextEmbedder
+        from assistant.eval.wiki_corpus import load_summaries
+        from assistant.retrieval.embedder import TextEmbedder
         from assistant.training.candidate_prompts import CandidatePrompts
-        from assistant.wiki_corpus import load_summaries
 
         log("finding each training article's nearest neighbours (the prompts' candidates)")
         prompts = CandidatePrompts.for_training(
@@ -195,7 +195,7 @@ DECODER_MODEL_CARD = """# Whisper decoder adapter {version}
 
 A low-rank (LoRA) update of the decoder of the Whisper model s2r ships ({base}), so the integrated
 S2R decode hears the rare names of spoken questions better.  It is merged into a cached copy of
-the model at run time (`assistant/decoder_adapter.py`); the encoder is unchanged.
+the model at run time (`assistant/speech/decoder_adapter.py`); the encoder is unchanged.
 
 - File: `{file}` ({bytes:,} bytes, sha256 `{sha256}`), format `{format}`; for the
   model.bin with sha256 `{base_sha256}` only.

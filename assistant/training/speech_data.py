@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.audio import SAMPLE_RATE
-from assistant.bench_build import (
+from assistant.eval.bench_build import (
     EVAL_VOICES,
     add_noise,
     babble,
@@ -29,10 +28,11 @@ from assistant.bench_build import (
     keyword_words,
     lead_question,
 )
-from assistant.e2e import FRAMES_PER_S, normalize_text
+from assistant.eval.wiki_corpus import in_eval_split
+from assistant.speech.audio import SAMPLE_RATE
+from assistant.speech.e2e import FRAMES_PER_S, normalize_text
+from assistant.speech.tts import TTSError, espeak_command, synthesize
 from assistant.text import split_sentences
-from assistant.tts import TTSError, espeak_command, synthesize
-from assistant.wiki_corpus import in_eval_split
 
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
            "en-gb-x-gbcwmd", "en-029", "en-us-nyc")

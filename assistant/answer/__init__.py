@@ -1,0 +1,2 @@
+"""Answers: the prompt's sources, the conversation, the chat client and the local llama.cpp
+model."""

@@ -1,0 +1,1 @@
+"""Ingest: files through the connectors into chunks, the manifest and the store."""

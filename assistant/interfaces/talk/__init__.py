@@ -1,0 +1,1 @@
+"""`s2r talk`: the microphone, the turn-taking loop and its screen."""
