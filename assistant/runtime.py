@@ -121,7 +121,7 @@ class Runtime:
         """This collection's word pieces, collected once per collection state into the cache."""
         s = self.settings
         whisper = self.transcriber.model
-        if s.s2r_vocabulary == "full":
+        if s.tuning.s2r_vocabulary == "full":
             return None
         count = self.store.count()
         if not count:
@@ -204,8 +204,10 @@ class Runtime:
     def with_settings(self, **changes: Any) -> Runtime:
         """A runtime over changed settings (e.g. another data dir) sharing the loaded models."""
         settings = self.settings.replace(**changes)
-        same_whisper = all(getattr(settings, k) == getattr(self.settings, k) for k in (
-            "whisper_model", "whisper_compute_type", "decoder_adapter"))
+        same_whisper = (settings.whisper_model, settings.tuning.whisper_compute_type,
+                        settings.decoder_adapter) == (self.settings.whisper_model,
+                                                      self.settings.tuning.whisper_compute_type,
+                                                      self.settings.decoder_adapter)
         derived = Runtime(settings, embedder=self._embedder,
                           transcriber=self._transcriber if same_whisper else None)
         if same_whisper:

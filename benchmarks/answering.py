@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = []
             for start in range(0, len(queries), args.turns):
                 answerer = Answerer(runtime, Conversation(
-                    settings.history_turns if args.turns > 1 else 0, settings.history_tokens))
+                    settings.tuning.history_turns if args.turns > 1 else 0,
+                    settings.tuning.history_tokens))
                 for turn, (query, clip) in enumerate(zip(queries[start:start + args.turns],
                                                          clips[start:start + args.turns],
                                                          strict=True)):

@@ -3,7 +3,7 @@
 For each vector set and quantization setting, one fresh collection is grown through the given
 sizes (default 100k, 300k, 1M points).  At each size it reports:
 
-* upsert rate (points/s, batches of ``S2R_QDRANT_UPSERT_BATCH``), and the seconds
+* upsert rate (points/s, batches of ``Tuning.qdrant_upsert_batch``), and the seconds
   ``finish_batch`` (flush + optimize, which builds the HNSW graph) takes;
 * query latency p50/p95: plain dense top 10, filtered (``kind=audio``, 10 % of the points),
   and two-vector RRF (dense + BM25 sparse, as every spoken query runs);

@@ -166,7 +166,7 @@ def bench_text(wiki: dict[str, dict[str, str]], limit: int | None, threads: int,
         "passages_per_s": rate(len(docs), seconds),
         "chunks_per_s": rate(report.chunks, seconds),
         "embedder": runtime.embedder.model_id,
-        "backend": runtime.settings.embedder_backend,
+        "backend": runtime.settings.tuning.embedder_backend,
         "threads": runtime.settings.cpu_threads,
         "search": search,
     }

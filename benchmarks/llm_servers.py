@@ -81,9 +81,9 @@ def main() -> None:
     settings = Settings.load(llm_gguf=args.llm)
     gguf = resolve_llm_gguf(args.llm, settings.cache_dir)
     threads = settings.llm_cpu_threads
-    xl = LocalLLMServer(gguf, threads, settings.llm_n_ctx)
+    xl = LocalLLMServer(gguf, threads, settings.tuning.llm_n_ctx)
     xl.start()
-    lcp, lcp_url = start_llama_cpp_python(gguf, threads, settings.llm_n_ctx)
+    lcp, lcp_url = start_llama_cpp_python(gguf, threads, settings.tuning.llm_n_ctx)
     servers = {"xllamacpp": xl.url, "llama-cpp-python": lcp_url}
     rows: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
     try:

@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = runtime.settings
     loop = TalkLoop(Answerer(runtime), VirtualPlayer(clock), clock,
                     RichScreen(Console(file=io.StringIO())), open_speech_engine(runtime.settings),
-                    options=TalkOptions(barge_in_ms=settings.barge_in_ms,
-                                        max_turn_s=settings.talk_max_turn_s,
-                                        speculate=settings.talk_speculate,
+                    options=TalkOptions(barge_in_ms=settings.tuning.barge_in_ms,
+                                        max_turn_s=settings.tuning.talk_max_turn_s,
+                                        speculate=settings.tuning.talk_speculate,
                                         read_ahead=not args.no_read_ahead))
     records = loop.run(FileInput(str(wav), clock).blocks())
     runtime.close()
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          "p95": round(float(np.percentile(values, 95)), 1)}
     return {"benchmark": str(bench.root), "questions": len(queries), "turns": len(rows),
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
-            "speculate": settings.talk_speculate, "read_ahead": not args.no_read_ahead,
+            "speculate": settings.tuning.talk_speculate, "read_ahead": not args.no_read_ahead,
             "speculative": sum(r["speculative"] for r in rows),
             "model": model,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -93,7 +93,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"{result['questions']} spoken questions from `{result['benchmark']}` as one "
              f"conversation ({result['pause_s']:g} s pauses), {result['turns']} turns detected, "
              f"{result['interrupted']} interrupted, {result['speculative']} retrieved before "
-             f"the endpoint (`S2R_TALK_SPECULATE={str(result['speculate']).lower()}`); "
+             f"the endpoint (`Tuning.talk_speculate={str(result['speculate']).lower()}`); "
              f"{result['machine']}", "",
              "| ms from end of speech | p50 | p95 | turns |", "|---|---|---|---|"]
     names = {"endpoint": "endpoint decision", "sources": "sources shown",

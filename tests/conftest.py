@@ -119,7 +119,7 @@ def local_llm(cache_dir):
 
     def _start(name: str) -> str:
         if name not in servers:
-            settings = Settings(cache_dir=cache_dir, llm_gguf=name, llm_threads=2)
+            settings = Settings(cache_dir=cache_dir, llm_gguf=name).replace(llm_threads=2)
             server = LocalLLMServer.from_settings(settings)
             assert server is not None, f"the bundled {name} model is not installed"
             server.start()

@@ -3,8 +3,10 @@
 import shutil
 
 import numpy as np
+import pytest
 
 from assistant.index.ingest import Ingestor
+from assistant.retrieval.store.base import StoreError
 from assistant.speech.audio import write_wav
 from tests.conftest import ROOT, silence
 from tests.pdfs import write_encrypted_pdf
@@ -122,8 +124,9 @@ def test_in_memory_documents_are_idempotent_too(runtime):
 
 
 def test_char_grams_off_stores_no_4gram_vectors_and_still_finds_by_words(runtime, tmp_path):
-    """``S2R_CHAR_GRAMS=false`` (a large collection saving the 4-gram postings): chunks get
-    no ``chars`` vector, switching it back re-ingests them, and search runs on the word legs."""
+    """``Tuning.char_grams=False`` (a large collection saving the 4-gram postings): chunks get
+    no ``chars`` vector and search runs on the word legs; the collection then refuses to be
+    opened with the leg on, and another collection has it."""
     from assistant.retrieval.retriever import Retriever
     from assistant.retrieval.store.base import QueryLeg
 
@@ -134,14 +137,17 @@ def test_char_grams_off_stores_no_4gram_vectors_and_still_finds_by_words(runtime
     assert plain.store.search_legs([QueryLeg("chars", grams)]) == []
     assert "volcano" in Retriever(plain).search_text("volcano", 1).hits[0].payload["source"]
     plain.close()
-    again = Ingestor(runtime).ingest_paths([str(docs)], progress=False)
-    assert len(again.ingested) == 3  # the layout changed: every source is indexed again
-    assert runtime.store.search_legs([QueryLeg("chars", grams)])
+    with pytest.raises(StoreError, match="made with char_grams=False"):
+        Ingestor(runtime).ingest_paths([str(docs)], progress=False)
+    other = runtime.with_settings(collection="with_grams")
+    assert len(Ingestor(other).ingest_paths([str(docs)], progress=False).ingested) == 3
+    assert other.store.search_legs([QueryLeg("chars", grams)])
+    other.close()
 
 
-def test_sound_keys_store_a_sound_vector_and_switching_them_reingests(runtime, tmp_path):
-    """``S2R_SOUND_KEYS``: every chunk gets a ``sound`` vector, so a name heard as a word
-    that sounds alike finds it; switching the leg off (or on) indexes every source again."""
+def test_sound_keys_store_a_sound_vector_and_shape_the_collection(runtime, tmp_path):
+    """``Tuning.sound_keys``: every chunk gets a ``sound`` vector, so a name heard as a word
+    that sounds alike finds it; the collection then refuses to be opened with the leg off."""
     from assistant.retrieval.store.base import QueryLeg
 
     docs = copy_samples(tmp_path)
@@ -151,8 +157,11 @@ def test_sound_keys_store_a_sound_vector_and_switching_them_reingests(runtime, t
     hits = sounding.store.search_legs([QueryLeg("sound", keys)], top_k=1)
     assert "volcano" in hits[0].payload["source"]
     sounding.close()
-    plain = runtime.with_settings(sound_keys=False)
-    again = Ingestor(plain).ingest_paths([str(docs)], progress=False)
-    assert len(again.ingested) == 3
+    with pytest.raises(StoreError, match="made with sound_keys=True.*now they are sound_keys="
+                                         "False.*ingest again into a new collection"):
+        Ingestor(runtime.with_settings(sound_keys=False)).ingest_paths([str(docs)],
+                                                                       progress=False)
+    plain = runtime.with_settings(sound_keys=False, collection="without_sound")
+    assert len(Ingestor(plain).ingest_paths([str(docs)], progress=False).ingested) == 3
     assert plain.store.search_legs([QueryLeg("sound", keys)]) == []
     plain.close()

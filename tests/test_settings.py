@@ -38,19 +38,14 @@ def test_explicit_config_file(monkeypatch, tmp_path):
         ("S2R_CHUNK_TOKENS", "many", "S2R_CHUNK_TOKENS='many' is not a valid int"),
         ("S2R_TRANSCRIBE_AUDIO", "maybe", "not a valid bool"),
         ("S2R_VAD_AGGRESSIVENESS", "7", "vad_aggressiveness must be"),
-        ("S2R_EMBEDDER_BACKEND", "tensorflow", "embedder_backend must be"),
         ("S2R_SPOKEN_RETRIEVER", "whisper", "spoken_retriever must be s2r, hybrid, e2e or"),
-        ("S2R_HYBRID_E2E_WEIGHT", "1.5", "hybrid_e2e_weight must be between 0 and 1"),
-        ("S2R_FUSION", "max", "fusion must be dbsf or rrf"),
-        ("S2R_S2R_THREADS", "-1", "s2r_threads must be >= 0"),
-        ("S2R_S2R_VOCABULARY", "tiny", "s2r_vocabulary must be collection or full"),
-        ("S2R_HYBRID_CONTEXT_HITS", "-2", "hybrid_context_hits must be >= 0"),
-        ("S2R_HYBRID_TRUST_LOGPROB", "0.5", "hybrid_trust_logprob must be <= 0"),
-        ("S2R_HYBRID_CONTEXT_NBEST", "merge", "hybrid_context_nbest must be .join. or .replace."),
-        ("S2R_SOUND_MAX_WORDS", "-1", "sound_max_words must be >= 0"),
-        ("S2R_COVERAGE_WEIGHT", "-1", "coverage_weight must be >= 0"),
-        ("S2R_COVERAGE_DEPTH", "0", "coverage_depth must be >= 1"),
-        ("S2R_COVERAGE_MAX_WORDS", "-3", "coverage_max_words must be >= 0"),
+        ("S2R_QDRANT_QUANTIZATION", "int4", "qdrant_quantization must be"),
+        ("S2R_QDRANT_READ_CONSISTENCY", "most", "qdrant_read_consistency must be"),
+        ("S2R_LLM_URL", "llm:8080", "llm_url must start with http"),
+        ("S2R_ANSWER_TOP_K", "0", "answer_top_k must be >= 1"),
+        # a tuned constant that was a setting once is refused, not silently ignored
+        ("S2R_FUSION", "rrf", "S2R_FUSION: no longer a setting but a measured constant"),
+        ("S2R_COVERAGE_WEIGHT", "0", "S2R_COVERAGE_WEIGHT: no longer a setting"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch, tmp_path, env, value, message):
@@ -74,3 +69,44 @@ def test_bad_config_files(monkeypatch, tmp_path):
 def test_overlap_must_be_smaller_than_chunk():
     with pytest.raises(SettingsError, match="chunk_overlap_tokens"):
         Settings(data_dir=Path("."), chunk_tokens=50, chunk_overlap_tokens=50)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hybrid_e2e_weight": 1.5}, "hybrid_e2e_weight must be between 0 and 1"),
+        ({"fusion": "max"}, "fusion must be dbsf or rrf"),
+        ({"s2r_threads": -1}, "s2r_threads must be >= 0"),
+        ({"s2r_vocabulary": "tiny"}, "s2r_vocabulary must be collection or full"),
+        ({"hybrid_context_hits": -2}, "hybrid_context_hits must be >= 0"),
+        ({"hybrid_trust_logprob": 0.5}, "hybrid_trust_logprob must be <= 0"),
+        ({"hybrid_context_nbest": "merge"}, "hybrid_context_nbest must be .join. or .replace."),
+        ({"coverage_depth": 0}, "coverage_depth must be >= 1"),
+        ({"vad_frame_ms": 25}, "vad_frame_ms must be 10, 20 or 30"),
+    ],
+)
+def test_tuned_constants_are_checked_when_a_test_or_script_changes_them(tmp_path, change,
+                                                                       message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(data_dir=tmp_path, **change)
+
+
+def test_tuned_constants_change_through_load_and_replace(tmp_path):
+    settings = Settings.load(data_dir=tmp_path, fusion="rrf", chunk_tokens=120)
+    assert settings.tuning.fusion == "rrf" and settings.chunk_tokens == 120
+    changed = settings.replace(coverage_weight=0.0, collection="other")
+    assert changed.tuning.coverage_weight == 0.0 and changed.tuning.fusion == "rrf"
+    assert changed.collection == "other" and settings.tuning.coverage_weight == 3.0
+
+
+def test_a_config_file_cannot_set_a_tuned_constant(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('fusion = "rrf"\n')
+    with pytest.raises(SettingsError, match="unknown setting.*fusion"):
+        Settings.load(data_dir=tmp_path, config=str(cfg))
+
+
+def test_at_most_forty_user_settings():
+    from dataclasses import fields
+
+    assert len([f for f in fields(Settings) if f.name != "tuning"]) <= 40

@@ -198,7 +198,7 @@ def test_speech_after_a_pause_drops_the_early_retrieval(answer_runtime, speak):
     # whose retrieval the turn took
     assert len(retrieved) <= 2 and all(r < retrieved[-1] for r in retrieved[:-1]), retrieved
     assert turn.speculative and turn.error is None
-    padding = answer_runtime.settings.vad_padding_ms / 1000  # kept after the speech's end
+    padding = answer_runtime.settings.tuning.vad_padding_ms / 1000  # kept after the speech's end
     assert abs(retrieved[-1] - (turn.end + padding - turn.start)) < 0.04
     assert "food" in turn.transcript.lower(), turn.transcript
     assert turn.sources[0]["source"].endswith("honeybees.md")

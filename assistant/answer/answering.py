@@ -79,7 +79,7 @@ class Answerer:
         self.runtime = runtime
         self.retriever = Retriever(runtime)
         self.conversation = conversation if conversation is not None else Conversation(
-            runtime.settings.history_turns, runtime.settings.history_tokens)
+            runtime.settings.tuning.history_turns, runtime.settings.tuning.history_tokens)
         self._chat: ChatClient | None = None
 
     def retrieve(self, question: Question, top_k: int | None = None) -> SearchResult:
@@ -104,7 +104,8 @@ class Answerer:
         result = retrieved if retrieved is not None else self.retrieve(question, top_k)
         text = result.transcript if question.audio is not None else question.text.strip()
         t0 = time.perf_counter()
-        focused = focus(text, result.hits, self.runtime.embedder.embed, settings.context_tokens)
+        focused = focus(text, result.hits, self.runtime.embedder.embed,
+                        settings.tuning.context_tokens)
         timings = {**result.timings_ms, "focus": (time.perf_counter() - t0) * 1e3}
         audio = (AudioPart(question.audio)
                  if settings.llm_send_audio and question.audio is not None else None)
@@ -112,7 +113,7 @@ class Answerer:
                                   self.conversation.messages() if history is None else history,
                                   audio, focused.excerpts)
         return Prepared(text, result.transcript, focused.sources, messages, timings,
-                        focused.relevance, focused.relevance < settings.abstain_below)
+                        focused.relevance, focused.relevance < settings.tuning.abstain_below)
 
     def answer(self, question: Question, on_delta: Callable[[str], None] | None = None,
                on_prepared: Callable[[Prepared], None] | None = None,

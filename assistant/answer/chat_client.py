@@ -49,9 +49,9 @@ class ChatConfig:
     def from_settings(cls, settings: Settings, url: str | None = None,
                       model: str | None = None) -> ChatConfig:
         return cls(url=url or settings.llm_url, model=model or settings.llm_model,
-                   api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-                   retries=settings.llm_retries, max_tokens=settings.llm_max_tokens,
-                   temperature=settings.llm_temperature)
+                   api_key=settings.llm_api_key, timeout_s=settings.tuning.llm_timeout_s,
+                   retries=settings.tuning.llm_retries, max_tokens=settings.llm_max_tokens,
+                   temperature=settings.tuning.llm_temperature)
 
     @property
     def endpoint(self) -> str:

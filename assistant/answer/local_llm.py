@@ -65,7 +65,7 @@ class LocalLLMServer:
                 raise LocalLLMError("a local model is configured but xllamacpp (llama.cpp's "
                                     "server) is not installed: pip install 's2r[llm]'")
             return None
-        return cls(gguf, settings.llm_cpu_threads, settings.llm_n_ctx)
+        return cls(gguf, settings.llm_cpu_threads, settings.tuning.llm_n_ctx)
 
     def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> str:
         if self._process is not None:

@@ -1,4 +1,5 @@
-"""Reading a benchmark directory (the format in DESIGN.md), with errors naming file and line.
+"""Reading a benchmark directory (the format in docs/benchmark-format.md), with errors naming file
+and line.
 
     BENCH/corpus.jsonl   {"id", "title", "text"}  or  {"id", "audio", ...}  one passage a line
     BENCH/queries.jsonl  {"id", "audio", "text", "relevant": [doc id, …]}  (optional "kind",

@@ -58,7 +58,7 @@ def index_key(bench: Benchmark, runtime: Runtime) -> str:
         if passage.audio is not None:
             digest.update(passage.audio.read_bytes())
     digest.update(f"{runtime.embedder.model_id}|{s.chunk_tokens}|{s.chunk_overlap_tokens}|"
-                  f"{s.whisper_model}|{s.audio_chunk_max_s}|{sparse_scheme(s)}".encode())
+                  f"{s.whisper_model}|{s.tuning.audio_chunk_max_s}|{sparse_scheme(s)}".encode())
     if any(p.audio is not None for p in bench.passages):  # only they get e2e speech vectors
         digest.update(f"|{runtime.e2e.sha256 if runtime.e2e_enabled else 'no-e2e'}".encode())
     return digest.hexdigest()[:20]
@@ -220,7 +220,7 @@ def models_used(runtime: Runtime, systems: Sequence[str]) -> dict[str, str]:
             "decoder_adapter": runtime.transcriber.adapter_id
             if {"s2r", "hybrid"} & set(systems) else "unused",
             "e2e": runtime.e2e.sha256[:16] if runtime.e2e_enabled else "none",
-            "embedder": runtime.embedder.model_id, "spoken_vocabulary": s.s2r_vocabulary}
+            "embedder": runtime.embedder.model_id, "spoken_vocabulary": s.tuning.s2r_vocabulary}
 
 
 def markdown_table(result: dict[str, Any]) -> str:

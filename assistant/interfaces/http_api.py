@@ -218,9 +218,9 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
     @app.middleware("http")
     async def _timeout(request: Request, call_next):
         try:
-            return await asyncio.wait_for(call_next(request), settings.request_timeout_s)
+            return await asyncio.wait_for(call_next(request), settings.tuning.request_timeout_s)
         except TimeoutError:
-            return APIError(504, f"request took over {settings.request_timeout_s:g} s",
+            return APIError(504, f"request took over {settings.tuning.request_timeout_s:g} s",
                             "timeout_error", "timeout").response()
 
     app.add_middleware(BodyLimit, max_bytes=max_bytes, limit_mb=settings.max_upload_mb)
@@ -396,7 +396,8 @@ def _parse_messages(messages: list[dict[str, Any]], settings) -> tuple[Question,
             content, _ = _content(message.get("content"), settings, audio_allowed=False)
             if content:
                 history.append({"role": message["role"], "content": content})
-    return question, history[-2 * settings.history_turns:] if settings.history_turns else []
+    turns = settings.tuning.history_turns
+    return question, history[-2 * turns:] if turns else []
 
 
 def _content(content: Any, settings, audio_allowed: bool = True

@@ -142,7 +142,7 @@ class S2RLLM(CustomLLM):
         """The model s2r itself answers with (this may start the local model server)."""
         if runtime.llm.config is None:
             raise RuntimeError("no language model: set S2R_LLM_URL or install a local model")
-        return cls(runtime.llm.config, context_window=runtime.settings.llm_n_ctx)
+        return cls(runtime.llm.config, context_window=runtime.settings.tuning.llm_n_ctx)
 
     @property
     def metadata(self) -> LLMMetadata:

@@ -2,7 +2,8 @@
 
 The default backend runs the model in CTranslate2 with int8 weights, converted once from the
 transformers checkpoint into the cache directory: on 2 cores it embeds passages faster than
-PyTorch fp32 and agrees with it to cosine > 0.99.  ``S2R_EMBEDDER_BACKEND=torch`` uses PyTorch.
+PyTorch fp32 and agrees with it to cosine > 0.99 (``Tuning.embedder_backend="torch"`` uses
+PyTorch).
 Texts are embedded in small length-sorted batches (little padding), one batch per core at a
 time: MiniLM's matrices are too small to split well across cores, so running whole batches in
 parallel (ctranslate2 inter_threads) embeds ~15-20 % more passages per second than splitting
@@ -35,8 +36,8 @@ class TextEmbedder:
 
     def __init__(self, settings: Settings) -> None:
         self.location = resolve_embedder(settings.embedder_model)
-        self.backend = settings.embedder_backend
-        self.batch_size = settings.embed_batch_size
+        self.backend = settings.tuning.embedder_backend
+        self.batch_size = settings.tuning.embed_batch_size
         self._threads = settings.cpu_threads
         self.tokenizer = _load_tokenizer(self.location)
         self._pool: ThreadPoolExecutor | None = None

@@ -135,7 +135,7 @@ class Retriever:
             return SearchResult([], "", timings)
         t0 = time.perf_counter()
         legs = self.readings_legs([spelling], np.ones(1),
-                                  words=not self.runtime.settings.char_grams, speech=True)
+                                  words=not self.runtime.settings.tuning.char_grams, speech=True)
         return self._search(legs, top_k, kind, spelling,
                             {**timings, "embed": (time.perf_counter() - t0) * 1e3},
                             ([spelling], np.ones(1)))
@@ -160,17 +160,17 @@ class Retriever:
         recognition = recognizer.recognize(
             audio, encoder_pass if encoder_pass.covers(audio) else None)
         timings |= recognition.timings_ms
-        trusted = recognition.logprob_per_word > settings.hybrid_trust_logprob
+        trusted = recognition.logprob_per_word > settings.tuning.hybrid_trust_logprob
         spelling = ""
         if not trusted:
             spelling, spelt = self._spell(encoder_pass)
             timings |= spelt
         t0 = time.perf_counter()
-        legs = self.hybrid_legs(recognition, spelling, settings.hybrid_e2e_weight)
+        legs = self.hybrid_legs(recognition, spelling, settings.tuning.hybrid_e2e_weight)
         if not legs:
             return SearchResult([], "", timings)
         context_hits = 0 if trusted or not encoder_pass.covers(audio) \
-            else settings.hybrid_context_hits
+            else settings.tuning.hybrid_context_hits
         timings["embed"] = (time.perf_counter() - t0) * 1e3
         # coverage counts the words heard (the spelling only when the decode heard none)
         first = self._search(legs, max(top_k, context_hits), kind,
@@ -184,10 +184,10 @@ class Retriever:
         if not second:
             return SearchResult(first.hits[:top_k], first.transcript, timings)
         t2 = time.perf_counter()
-        if settings.hybrid_context_nbest == "join":
+        if settings.tuning.hybrid_context_nbest == "join":
             second = recognition.hypotheses + second
         joined = replace(recognition, hypotheses=second)
-        legs = self.hybrid_legs(joined, spelling, settings.hybrid_e2e_weight)
+        legs = self.hybrid_legs(joined, spelling, settings.tuning.hybrid_e2e_weight)
         timings["embed"] += (time.perf_counter() - t2) * 1e3
         result = self._search(legs, top_k, kind, first.transcript, {},
                               hybrid_readings(joined, spelling, 0.0))
@@ -249,7 +249,7 @@ class Retriever:
         ``embed`` replaces the embedder (e.g. with vectors already computed)."""
         settings = self.runtime.settings
         sound = chars is not False and self.sound_leg(texts)
-        chars = settings.char_grams if chars is None else chars
+        chars = settings.tuning.char_grams if chars is None else chars
         dense_weight, bm25_weight, chars_weight, sound_weight = RRF_WEIGHTS
         legs = [QueryLeg(CHARS_VECTOR, self.runtime.char_grams.query(texts, weights),
                          chars_weight)] if chars else []
@@ -271,7 +271,7 @@ class Retriever:
         with ``sound_keys``, a question of at most ``sound_max_words`` words.  A long one has
         enough right words for the word legs, and one more leg only dilutes them."""
         settings = self.runtime.settings
-        return settings.sound_keys and short_question(texts, settings.sound_max_words)
+        return settings.tuning.sound_keys and short_question(texts, settings.tuning.sound_max_words)
 
     def _search(self, legs: list[QueryLeg], top_k: int, kind: str | None, heard: str | None,
                 timings: dict[str, float],
@@ -280,16 +280,16 @@ class Retriever:
         question, its top ``coverage_depth`` hits are reordered by how much of it each covers
         (``coverage``), so that many are fetched even when fewer are wanted."""
         settings = self.runtime.settings
-        covered = readings is not None and settings.coverage_weight > 0 \
-            and short_question(readings[0], settings.coverage_max_words)
-        depth = max(top_k, settings.coverage_depth) if covered else top_k
+        covered = readings is not None and settings.tuning.coverage_weight > 0 \
+            and short_question(readings[0], settings.tuning.coverage_max_words)
+        depth = max(top_k, settings.tuning.coverage_depth) if covered else top_k
         t0 = time.perf_counter()
         hits = self.runtime.store.search_legs(legs, top_k=depth, kind=kind,
-                                              fusion=settings.fusion)
+                                              fusion=settings.tuning.fusion)
         t1 = time.perf_counter()
         timings = {**timings, "search": (t1 - t0) * 1e3}
         if covered:
-            hits = rerank_by_coverage(hits, *readings, settings.coverage_weight,
-                                      settings.coverage_depth)[:top_k]
+            hits = rerank_by_coverage(hits, *readings, settings.tuning.coverage_weight,
+                                      settings.tuning.coverage_depth)[:top_k]
             timings["coverage"] = (time.perf_counter() - t1) * 1e3
         return SearchResult(hits, heard, timings)

@@ -1,11 +1,11 @@
 """End-to-end S2R: a CTC head on the Whisper encoder frames, no autoregressive decoding.
 
-The speech side learns only a local mapping (encoder frames → characters, one frame at a time
-plus a few frames of context); the frozen text embedder keeps the semantics.  So the speech
-vector is the text embedder's vector of what the head spelled, and words never heard in
-training can still be spelled from sound, which a global "speech → sentence vector" adapter
-could not do (DESIGN.md: MRR@10 0.03).  A spelling is searched by its character 4-grams,
-which a misspelt word still mostly shares with the right one (``retrieval``).
+The speech side learns only a local mapping (encoder frames → characters, one frame at a time plus a
+few frames of context); the frozen text embedder keeps the semantics. So the speech vector is the
+text embedder's vector of what the head spelled, and words never heard in training can still be
+spelled from sound, which a global "speech → sentence vector" adapter could not do (MRR@10 0.03 in
+an early probe, benchmarks/results/e2e-ablation.md). A spelling is searched by its character
+4-grams, which a misspelt word still mostly shares with the right one (``retrieval``).
 
 At query time the head runs in numpy from a small versioned ``.npz`` checkpoint whose sha256
 is checked against its card (``.json``); torch is needed only to train it (``s2r train``).

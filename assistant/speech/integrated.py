@@ -53,12 +53,12 @@ class DecodeConfig:
     max_compression_ratio: float = 2.4
     max_tokens_per_s: float = 3.5  # fallback when the 1-best exceeds 3.5 × seconds + 8 tokens
     max_tokens_extra: int = 8
-    threads: int = 1  # CPU threads of the pass (Settings.s2r_threads says why one)
+    threads: int = 1  # CPU threads of the pass (Tuning.s2r_threads says why one)
 
     @classmethod
     def from_settings(cls, settings) -> DecodeConfig:
-        return cls(beam_size=settings.s2r_beam_size, n_best=settings.s2r_n_best,
-                   margin_s=settings.s2r_margin_s, threads=settings.s2r_cpu_threads)
+        return cls(beam_size=settings.tuning.s2r_beam_size, n_best=settings.tuning.s2r_n_best,
+                   margin_s=settings.tuning.s2r_margin_s, threads=settings.s2r_cpu_threads)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ class VadConfig:
     def from_settings(cls, settings) -> VadConfig:
         return cls(
             aggressiveness=settings.vad_aggressiveness,
-            frame_ms=settings.vad_frame_ms,
-            padding_ms=settings.vad_padding_ms,
+            frame_ms=settings.tuning.vad_frame_ms,
+            padding_ms=settings.tuning.vad_padding_ms,
             end_silence_ms=settings.vad_end_silence_ms,
-            min_speech_ms=settings.vad_min_speech_ms,
-            max_segment_s=settings.vad_max_segment_s,
+            min_speech_ms=settings.tuning.vad_min_speech_ms,
+            max_segment_s=settings.tuning.vad_max_segment_s,
         )
 
 

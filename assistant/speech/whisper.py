@@ -36,9 +36,9 @@ class Transcriber:
 
     def __init__(self, settings: Settings) -> None:
         self.location = resolve_whisper(settings.whisper_model, settings.cache_dir)
-        self.language = settings.asr_language or None
-        self.beam_size = settings.asr_beam_size
-        self.compute_type = settings.whisper_compute_type
+        self.language = settings.tuning.asr_language or None
+        self.beam_size = settings.tuning.asr_beam_size
+        self.compute_type = settings.tuning.whisper_compute_type
         self.cache_dir = settings.cache_dir
         self.adapter_setting = settings.decoder_adapter.strip()
         self.custom_whisper = not is_bundled_whisper(settings.whisper_model)

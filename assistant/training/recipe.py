@@ -38,7 +38,7 @@ or fused in `hybrid`).  Limitations: trained on synthetic speech only; spells un
 sound, so rare names come out misspelt (searching the spelling by character 4-grams absorbs
 much of that); digits are seldom spelt as digits; babble noise defeats it as it defeats
 Whisper tiny.en.
-Reproduce: `s2r train` with the settings above (see README, "Training the e2e head").
+Reproduce: `s2r train` with the settings above (docs/training.md, "Training the e2e head").
 """
 
 
@@ -129,7 +129,7 @@ def run(recipe: Recipe, settings, progress: bool = True, log=print) -> dict:
     card = ctc_trainer.export(model, recipe.out, {
         "version": recipe.version,
         "encoder": runtime.transcriber.location.name,
-        "margin_s": settings.s2r_margin_s, "embedder": runtime.embedder.model_id,
+        "margin_s": settings.tuning.s2r_margin_s, "embedder": runtime.embedder.model_id,
         **data.provenance(recipe, settings), **summary,
         "recipe_seconds": round(time.perf_counter() - started, 1)})
     recipe.out.with_suffix(".md").write_text(model_card(card, recipe.out.name),
@@ -219,7 +219,7 @@ Intended use: short English spoken questions to s2r (`s2r`, `hybrid`, the transc
 and `ask` show).  Limitations: trained on synthetic speech only, so it may help real voices less;
 the cascade baseline and document transcripts keep the packaged decoder.  Turn it off with
 `S2R_DECODER_ADAPTER=none`.  Reproduce: `s2r train --decoder` with the settings above (see
-README, "Adapting the decoder").
+docs/training.md, "Adapting the decoder").
 """
 
 

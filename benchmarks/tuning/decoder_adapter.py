@@ -7,7 +7,8 @@ decoder (e.g. a new adapter against the bundled one).
 
     python benchmarks/tuning/decoder_adapter.py bench-data/tune600/clean bench-data/tune600/phone \
         --out benchmarks/results/tune-decoder-adapter.json
-    S2R_DECODER_ADAPTER=v2.npz python benchmarks/tuning/decoder_adapter.py bench-data/tune600/clean \
+    S2R_DECODER_ADAPTER=v2.npz python benchmarks/tuning/decoder_adapter.py \
+        bench-data/tune600/clean \
         --baseline an-older-adapter.npz
 """
 

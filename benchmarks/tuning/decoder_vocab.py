@@ -1,5 +1,5 @@
 """The spoken-query decoder with the full vocabulary and pruned to the collection's word
-pieces (``S2R_S2R_VOCABULARY``): the guarded reduced-window decode (fallback included) timed
+pieces (``Tuning.s2r_vocabulary``): the guarded reduced-window decode (fallback included) timed
 on the same encoder pass, alternating which goes first, with its WER and how often the 1-best
 differs, on a tuning set.  The vocabulary is made from the benchmark's passage titles and texts,
 as the collection indexed from them would give it.

@@ -1,4 +1,4 @@
-"""What trusting a sure first decode (``S2R_HYBRID_TRUST_LOGPROB``) saves: each query through
+"""What trusting a sure first decode (``Tuning.hybrid_trust_logprob``) saves: each query through
 ``hybrid`` with the chosen threshold and with the second decode always on, alternating which
 goes first, on one indexed collection; per setting the p50 and mean latency, MRR@10 and the
 share of queries decoded twice.  A timing check, so it may run on the eval split: nothing is
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", metavar="JSON")
     args = parser.parse_args()
     runtime = Runtime(Settings.load())
-    chosen = runtime.settings.hybrid_trust_logprob
+    chosen = runtime.settings.tuning.hybrid_trust_logprob
     settings = {f"trust above {chosen:g} (default)": runtime.settings,
                 "always twice (0)": runtime.settings.replace(hybrid_trust_logprob=0.0)}
     rows = []

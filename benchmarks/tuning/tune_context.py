@@ -1,7 +1,7 @@
 """How many of its first search's top hits the hybrid's second decode should read
-(``S2R_HYBRID_CONTEXT_HITS``), and whether that decode's n-best list should replace the first
+(``Tuning.hybrid_context_hits``), and whether that decode's n-best list should replace the first
 one or join it, and above which sureness of the first decode to skip it
-(``S2R_HYBRID_TRUST_LOGPROB``): MRR@10 on a tuning set (train-split queries only; never choose
+(``Tuning.hybrid_trust_logprob``): MRR@10 on a tuning set (train-split queries only; never choose
 on the eval split).
 
 Each query is decoded and spelled once and searched as the hybrid's first search does
@@ -40,7 +40,7 @@ def hybrid_hits(retriever: Retriever, recognition: Recognition, spelling: str, s
     """The top 50 of the hybrid's search over these readings."""
     legs = retriever.hybrid_legs(recognition, spelling, share)
     runtime = retriever.runtime
-    return runtime.store.search_legs(legs, top_k=50, fusion=runtime.settings.fusion) \
+    return runtime.store.search_legs(legs, top_k=50, fusion=runtime.settings.tuning.fusion) \
         if legs else []
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     counts = [int(k) for k in args.hits.split(",")]
     thresholds = [float(t) for t in args.trust.split(",") if t]
     runtime = Runtime(Settings.load())
-    share = runtime.settings.hybrid_e2e_weight
+    share = runtime.settings.tuning.hybrid_e2e_weight
     rows = []
     for bench, indexed, retriever, heard in heard_benchmarks(args.benchmarks, runtime):
         recognizer = indexed.query_recognizer

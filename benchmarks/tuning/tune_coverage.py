@@ -1,5 +1,5 @@
 """Does reordering the fused top hits by how much of the question each covers help
-(``S2R_COVERAGE_WEIGHT``, ``assistant/retrieval/coverage.py``)? Each query of a tuning set
+(``Tuning.coverage_weight``, ``assistant/retrieval/coverage.py``)? Each query of a tuning set
 (train-split queries only; never choose on the eval split) runs every system twice, without and with
 the reorder at the current settings, in alternating order, through the real query paths; the first
 table gives both MRR@10s, their paired difference with its standard error, the difference on each
@@ -69,9 +69,10 @@ def main() -> None:
     depths = [int(d) for d in args.depths.split(",")]
     gates = [int(g) for g in args.gates.split(",")]
     settings = Settings.load()
-    if not settings.coverage_weight:
-        parser.error("S2R_COVERAGE_WEIGHT is 0: nothing to compare")
-    chosen = (settings.coverage_weight, settings.coverage_depth, settings.coverage_max_words)
+    if not settings.tuning.coverage_weight:
+        parser.error("Tuning.coverage_weight is 0: nothing to compare")
+    tuning = settings.tuning
+    chosen = (tuning.coverage_weight, tuning.coverage_depth, tuning.coverage_max_words)
     systems = args.systems.split(",")
     rows = []
     for path in args.benchmarks:

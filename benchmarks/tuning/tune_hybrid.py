@@ -4,7 +4,7 @@ set (train-split queries only; never run it on the eval split to choose anything
 Each query is decoded and spelled once; every share then re-fuses the same readings through
 ``Retriever.hybrid_legs``, the code ``search_audio_hybrid`` runs for its first search, so
 share 0 reproduces ``s2r`` exactly.  (The hybrid's second, context-prompted decode is not run
-here: ``S2R_HYBRID_CONTEXT_HITS`` is compared through ``s2r eval``, tune-context.md.)
+here: ``Tuning.hybrid_context_hits`` is compared through ``s2r eval``, tune-context.md.)
 
     python benchmarks/tuning/tune_hybrid.py bench-data/tune600/clean bench-data/tune600/phone \
         --shares 0,0.2,0.4,0.5,0.6,0.7,0.8 --out benchmarks/results/tune-hybrid.json
@@ -91,8 +91,8 @@ def main() -> None:
             ranks = []
             for query, recognition, spelling in heard:
                 legs = retriever.hybrid_legs(recognition, spelling, share)
-                hits = indexed.store.search_legs(legs, top_k=50, fusion=runtime.settings.fusion
-                                                 ) if legs else []
+                fusion = runtime.settings.tuning.fusion
+                hits = indexed.store.search_legs(legs, top_k=50, fusion=fusion) if legs else []
                 ranks.append(reciprocal_rank_of(hits, query))
             rows.append({"benchmark": bench.name, "share": share, "n_queries": len(ranks),
                          "mrr@10": round(float(np.mean(ranks)), 4)})

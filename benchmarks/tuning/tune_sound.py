@@ -1,9 +1,9 @@
-"""Does the sound leg (``S2R_SOUND_KEYS``: BM25 over the words' Metaphone keys) help?  Each
+"""Does the sound leg (``Tuning.sound_keys``: BM25 over the words' Metaphone keys) help?  Each
 query of a tuning set (train-split queries only; never choose on the eval split) runs every
 system twice, with and without the leg, in alternating order, through the real query paths;
 the table gives both MRR@10s, their paired difference with its standard error, the difference
 on each kind of question, and both median latencies.  A second table gives the MRR@10 had
-only questions of at most G words (as heard) used the leg (``S2R_SOUND_MAX_WORDS``).
+only questions of at most G words (as heard) used the leg (``Tuning.sound_max_words``).
 
     python benchmarks/tuning/tune_sound.py bench-data/tune600/clean bench-data/tune600/phone \
         --out benchmarks/results/tune-sound.json

@@ -46,6 +46,26 @@ class StoreError(RuntimeError):
     """The collection cannot be used (wrong vector size, unreachable server …)."""
 
 
+def check_index_shape(stored: dict[str, Any] | None, wanted: dict[str, Any] | None,
+                      where: str) -> bool:
+    """Whether ``wanted`` (the settings that shape an index) must be recorded with the
+    collection: yes when it holds none yet (new, or made by an older s2r).  A collection made
+    with other values is refused: its chunks and vectors would not match this process's
+    queries, and searching it would only quietly find less."""
+    if wanted is None:
+        return False
+    if stored is None:
+        return True
+    differ = sorted(k for k in wanted.keys() | stored.keys() if stored.get(k) != wanted.get(k))
+    if differ:
+        made = ", ".join(f"{k}={stored.get(k)!r}" for k in differ)
+        now = ", ".join(f"{k}={wanted.get(k)!r}" for k in differ)
+        raise StoreError(f"{where} was made with {made}, and these shape the index; now they "
+                         f"are {now}. Use the values it was made with, or ingest again into a "
+                         "new collection (S2R_COLLECTION or S2R_DATA_DIR)")
+    return False
+
+
 @dataclass(frozen=True)
 class QueryLeg:
     """One ranked list for reciprocal-rank fusion: nearest points to ``vector`` by ``using``."""

@@ -12,6 +12,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
@@ -31,6 +32,7 @@ from assistant.retrieval.store.base import (
     StoredPoint,
     StoreError,
     StoreStats,
+    check_index_shape,
     filter_terms,
     text_legs,
 )
@@ -94,7 +96,8 @@ class EdgeStore:
     """The embedded default store; one directory holds the whole collection."""
 
     def __init__(self, path: Path, dim: int, model_id: str,
-                 layout: Layout = DEFAULT_LAYOUT, min_free_mb: int = 0) -> None:
+                 layout: Layout = DEFAULT_LAYOUT, min_free_mb: int = 0,
+                 shape: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.min_free_mb = min_free_mb
         self.path.mkdir(parents=True, exist_ok=True)
@@ -112,17 +115,20 @@ class EdgeStore:
                     f"({meta['dim']}-d), not of {model_id} ({dim}-d): use another "
                     "S2R_COLLECTION or S2R_DATA_DIR"
                 )
+            record = check_index_shape(meta.get("shape"), shape, f"the collection at {self.path}")
             self._shard = _load(self.path)
             if meta.get("schema", 1) < SCHEMA:
                 self._migrate(meta.get("schema", 1))
-                meta_path.write_text(json.dumps(meta | {"schema": SCHEMA}))
+            if record or meta.get("schema", 1) < SCHEMA:
+                meta_path.write_text(json.dumps(meta | {"schema": SCHEMA, "shape": shape}))
             return
         self._shard = qe.EdgeShard.create(str(self.path), _config(dim, layout))
         for name in INDEXED_FIELDS:
             self._index(name)
         self._shard.flush()
         # Written last: a directory without it is an interrupted creation, not a collection.
-        meta_path.write_text(json.dumps({"dim": dim, "model_id": model_id, "schema": SCHEMA}))
+        meta_path.write_text(json.dumps({"dim": dim, "model_id": model_id, "schema": SCHEMA,
+                                         "shape": shape}))
 
     def _index(self, field_name: str) -> None:
         self._shard.update(qe.UpdateOperation.create_field_index(

@@ -37,18 +37,18 @@ class Layout:
     @classmethod
     def from_settings(cls, settings: Settings) -> Layout:
         return cls(
-            hnsw_ef=settings.search_hnsw_ef,
+            hnsw_ef=settings.tuning.search_hnsw_ef,
             on_disk=settings.qdrant_on_disk,
-            hnsw_m=settings.qdrant_hnsw_m,
-            hnsw_ef_construct=settings.qdrant_hnsw_ef_construct,
+            hnsw_m=settings.tuning.qdrant_hnsw_m,
+            hnsw_ef_construct=settings.tuning.qdrant_hnsw_ef_construct,
             quantization=settings.qdrant_quantization,
             shards=settings.qdrant_shards,
             replicas=settings.qdrant_replicas,
             write_consistency=settings.qdrant_write_consistency,
             read_consistency=settings.qdrant_read_consistency,
-            timeout_s=settings.qdrant_timeout_s,
-            retries=settings.qdrant_retries,
-            upsert_batch=settings.qdrant_upsert_batch,
+            timeout_s=settings.tuning.qdrant_timeout_s,
+            retries=settings.tuning.qdrant_retries,
+            upsert_batch=settings.tuning.qdrant_upsert_batch,
         )
 
     @property

@@ -34,6 +34,7 @@ from assistant.retrieval.store.base import (
     StoredPoint,
     StoreError,
     StoreStats,
+    check_index_shape,
     filter_terms,
     text_legs,
 )
@@ -43,6 +44,9 @@ from assistant.retrieval.store.layout import (
     QUANTIZATION_OVERSAMPLING,
     Layout,
 )
+
+# the collection metadata key under which the index shape is recorded
+SHAPE_KEY = "s2r_index_shape"
 
 T = TypeVar("T")
 RETRY_BASE_S = 0.5
@@ -102,7 +106,7 @@ def _collection_spec(layout: Layout, dim: int, nodes: int) -> dict[str, Any]:
 
 class ServerStore:
     def __init__(self, client: QdrantClient, collection: str, dim: int, location: str,
-                 layout: Layout = DEFAULT_LAYOUT) -> None:
+                 layout: Layout = DEFAULT_LAYOUT, shape: dict[str, Any] | None = None) -> None:
         self.client = client
         self.layout = layout
         # qdrant-client's local mode (":memory:" or path=) searches exactly and has no payload
@@ -119,6 +123,11 @@ class ServerStore:
         self._lacking: set[str] = set()  # sparse vectors an older collection was made without
         if self._call(client.collection_exists, collection):
             self._check_vectors(dim)
+            metadata = self._call(client.get_collection, collection).config.metadata or {}
+            if check_index_shape(metadata.get(SHAPE_KEY), shape,
+                                 f"collection {collection} at {location}"):
+                self._call(client.update_collection, collection,
+                           metadata={**metadata, SHAPE_KEY: shape})
             return
         try:
             spec = _collection_spec(layout, dim, 1 if self._local else self._nodes())
@@ -126,18 +135,20 @@ class ServerStore:
             raise StoreError(f"Qdrant at {location}: {exc}") from exc
         if self._local:  # vectors only: the rest is server-side layout (see above)
             spec = {k: spec[k] for k in ("vectors_config", "sparse_vectors_config")}
-        self._call(client.create_collection, collection, **spec)
+        metadata = {SHAPE_KEY: shape} if shape is not None else None
+        self._call(client.create_collection, collection, metadata=metadata, **spec)
         for name in () if self._local else INDEXED_FIELDS:
             self._call(client.create_payload_index, collection, name,
                        qm.PayloadSchemaType.KEYWORD, wait=True)
 
     @classmethod
     def connect(cls, url: str, api_key: str | None, collection: str, dim: int,
-                layout: Layout = DEFAULT_LAYOUT) -> ServerStore:
+                layout: Layout = DEFAULT_LAYOUT, shape: dict[str, Any] | None = None
+                ) -> ServerStore:
         try:
             client = QdrantClient(location=url, api_key=api_key, check_compatibility=False,
                                   timeout=max(1, math.ceil(layout.timeout_s)))
-            return cls(client, collection, dim, url, layout)
+            return cls(client, collection, dim, url, layout, shape)
         except StoreError:
             raise
         except Exception as exc:  # TLS, auth, a bad URL …: say where we tried
@@ -160,7 +171,7 @@ class ServerStore:
                     raise StoreError(
                         f"Qdrant at {self.location} did not answer {method.__name__} after "
                         f"{attempt + 1} tries ({_reason(exc)}); is it running and reachable? "
-                        "(S2R_QDRANT_URL, S2R_QDRANT_TIMEOUT_S, S2R_QDRANT_RETRIES)") from exc
+                        "(S2R_QDRANT_URL)") from exc
                 delay = min(RETRY_BASE_S * 2 ** attempt, RETRY_MAX_S)
                 log.warning("Qdrant %s failed (%s); retry %d/%d in %.1f s", method.__name__,
                             _reason(exc), attempt + 1, self.layout.retries, delay)
