@@ -1,7 +1,7 @@
 # The two set-up commands from the README. Both create or refresh .venv first.
 DEMO_DIR ?= .s2r-demo
 
-.PHONY: demo test setup lint bench
+.PHONY: demo test test-fast setup lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,11 @@ demo: setup
 test: setup
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -q
+
+# Everything but the tests marked slow (real models, synthesized speech, s2r subprocesses).
+test-fast: setup
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q -m "not slow"
 
 bench: setup
 	.venv/bin/python benchmarks/foundation.py --out benchmarks/results/foundation.json

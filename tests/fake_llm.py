@@ -1,8 +1,15 @@
 """A scripted OpenAI-compatible chat server on a real socket, for the client's failure paths
-(retries, timeouts, malformed or broken streams) that a real model cannot be made to show."""
+(retries, timeouts, malformed or broken streams) that a real model cannot be made to show.
+
+Nothing here is timed: a slow model is one that answers only when the test sets an event
+(``Step.until``), and a long answer is one that stops after a few words and then sends only
+keep-alives until its client leaves (``Step.hold_after``), so a test asserts what happened
+first, never how long it took.  ``GUARD_S`` only keeps a test that fails from hanging.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -14,6 +21,11 @@ import numpy as np
 
 from assistant.speech.audio import SAMPLE_RATE, wav_bytes
 
+# How long a held answer waits for its event or for its client to leave before it goes on as
+# if released: a guard against a hung test, far beyond any wait a passing test makes.
+GUARD_S = 120.0
+KEEP_ALIVE_S = 0.02  # between keep-alives while an answer is held
+
 
 @dataclass
 class Step:
@@ -21,11 +33,12 @@ class Step:
 
     status: int = 200
     text: str = "Coffee was first grown in Yemen [1]."
-    delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
-    chunk_delay_s: float = 0.0  # between stream chunks
     raw: str | None = None  # a body sent as is (malformed answers)
     stream_error: bool = False  # send an error event after the first chunk
+    until: threading.Event | None = None  # answer only once the test sets this (a slow model)
+    # stream this many words, then only keep-alives until the client leaves (a long answer)
+    hold_after: int | None = None
 
 
 class FakeLLM:
@@ -34,6 +47,8 @@ class FakeLLM:
         self.default = Step()
         self.requests: list[dict] = []
         self.aborted = threading.Event()  # a client closed a stream early
+        self.holding = threading.Event()  # a request is waiting for ``until`` or is held
+        self.closed = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,7 +69,14 @@ class FakeLLM:
                     self.wfile.write(wav_bytes(tone))
                     return
                 step = fake.script.popleft() if fake.script else fake.default
-                time.sleep(step.delay_s)
+                if step.until is not None:
+                    fake.holding.set()
+                    fake.wait_for(step.until)
+                # a client that gave up on a held answer may be gone
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._answer(step, body)
+
+            def _answer(self, step: Step, body: dict) -> None:
                 if step.raw is not None or step.status != 200:
                     error = json.dumps({"error": {"message": f"scripted {step.status}"}})
                     self._send(step.status, step.raw or error, step.headers)
@@ -87,23 +109,43 @@ class FakeLLM:
                            for i, w in enumerate(words)]
                 try:
                     for i, event in enumerate(events):
+                        if step.hold_after is not None and i == step.hold_after + 1:
+                            self._hold()
                         self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                         self.wfile.flush()
                         if step.stream_error and i == 1:
                             self.wfile.write(b'data: {"error": {"message": "boom"}}\n\n')
                             return
-                        time.sleep(step.chunk_delay_s)
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     fake.aborted.set()
 
+            def _hold(self) -> None:
+                """Keep-alives (SSE comments, which carry no text) until writing one fails
+                because the client left (raises), or the guard runs out."""
+                fake.holding.set()
+                deadline = time.monotonic() + GUARD_S
+                while time.monotonic() < deadline and not fake.closed.is_set():
+                    self.wfile.write(b": keep-alive\n\n")
+                    self.wfile.flush()
+                    time.sleep(KEEP_ALIVE_S)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the loop to look again: 0.5 s each test at the default
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                        daemon=True)
         self._thread.start()
 
+    def wait_for(self, event: threading.Event) -> None:
+        """Until ``event`` is set, the server closes, or the guard runs out."""
+        deadline = time.monotonic() + GUARD_S
+        while not event.wait(0.05) and not self.closed.is_set() and time.monotonic() < deadline:
+            pass
+
     def close(self) -> None:
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()

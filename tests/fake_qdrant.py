@@ -64,7 +64,8 @@ class FakeQdrant:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop to look again: 0.5 s each test at the default
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def answer(self, method: str, path: str, body: dict | None) -> object:
         parts = path.strip("/").split("/")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import logging
 
+import pytest
+
 from assistant.interfaces.cli import build_parser
 from assistant.speech.audio import wav_bytes
 from tests.conftest import sharing_store
@@ -17,6 +19,7 @@ def test_server_binds_to_loopback_by_default():
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
 
 
+@pytest.mark.slow
 def test_every_route_but_health_needs_the_exact_bearer_token(answer_runtime, caplog, speak):
     caplog.set_level(logging.DEBUG)
     app = loaded_app(answer_runtime, api_key=KEY)
@@ -42,6 +45,7 @@ def test_every_route_but_health_needs_the_exact_bearer_token(answer_runtime, cap
     assert KEY not in logged and audio[1000:1100] not in logged
 
 
+@pytest.mark.slow
 def test_cors_is_off_unless_configured(answer_runtime):
     preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     closed = loaded_app(answer_runtime)
@@ -55,6 +59,7 @@ def test_cors_is_off_unless_configured(answer_runtime):
     assert "access-control-allow-origin" not in other.headers
 
 
+@pytest.mark.slow
 def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(answer_runtime):
     app = loaded_app(answer_runtime, max_upload_mb=0.25)
 
@@ -70,6 +75,7 @@ def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(answer_runtime):
         "payload_too_large"
 
 
+@pytest.mark.slow
 def test_uploads_cannot_leave_the_data_directory(models, tmp_path):
     runtime = sharing_store(models.with_settings(data_dir=tmp_path / "data", llm_gguf="none"))
     app = loaded_app(runtime)

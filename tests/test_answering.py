@@ -15,6 +15,8 @@ from assistant.answer.extractive import LABEL, NOTHING_FOUND
 from tests.conftest import ROOT, sharing_store, silence
 from tests.fake_llm import Step
 
+pytestmark = pytest.mark.slow
+
 TRANSISTOR = "The first working transistor was built at Bell Labs"
 
 

@@ -71,6 +71,7 @@ def test_every_format_decodes_to_16k_mono(tmp_path, ext, codec, fmt, _opts):
     assert abs(np.argmax(spectrum) - 440) <= 2  # 1 s window: bin = Hz; the tone survived
 
 
+@pytest.mark.slow
 def test_speech_decodes_from_bytes_as_well(speak):
     audio = speak("hello world")
     import io

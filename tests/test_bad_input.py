@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +56,7 @@ def test_odd_formats_decode_to_the_same_16k_mono_signal(tmp_path, name, rate, ma
     assert abs(np.argmax(np.abs(np.fft.rfft(audio[:SAMPLE_RATE]))) - 440) <= 2
 
 
+@pytest.mark.slow
 def test_clipped_and_tiny_spoken_questions(runtime, speak):
     Ingestor(runtime).ingest_paths([str(ROOT / "samples" / "docs")], progress=False)
     retriever = Retriever(runtime)
@@ -64,6 +69,7 @@ def test_clipped_and_tiny_spoken_questions(runtime, speak):
     assert retriever.search_audio(np.zeros(0, np.float32)).hits == []
 
 
+@pytest.mark.slow  # no model, but it decodes the hour in the end: 230 MB of samples
 def test_an_hour_long_question_is_refused_without_decoding_the_hour(tmp_path):
     path = tmp_path / "hour.wav"  # 1 h of 4 kHz 8-bit audio: 14 MB, under the upload limit
     with wave.open(str(path), "wb") as fh:
@@ -76,6 +82,7 @@ def test_an_hour_long_question_is_refused_without_decoding_the_hour(tmp_path):
     assert decode_audio(path, max_seconds=4000).size == 3600 * SAMPLE_RATE
 
 
+@pytest.mark.slow
 def test_an_hour_long_upload_is_413(answer_runtime, tmp_path):
     import io
 
@@ -93,6 +100,7 @@ def test_an_hour_long_upload_is_413(answer_runtime, tmp_path):
 
 # -- documents and folders ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_hostile_folder_is_reported_file_by_file(runtime, tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text("The vault code is 4711.")
@@ -126,17 +134,55 @@ def test_hostile_folder_is_reported_file_by_file(runtime, tmp_path):
     assert not any("4711" in t for t in texts)  # nothing from outside was read
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file_is_reported(runtime, tmp_path):
-    locked = tmp_path / "locked.txt"
+# The test's ingest, in a child process that reports the failed sources.
+INGEST_AND_REPORT = """
+import json, sys
+from pathlib import Path
+from assistant.index.ingest import Ingestor
+from assistant.runtime import Runtime
+from assistant.settings import Settings
+
+runtime = Runtime(Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[2])))
+report = Ingestor(runtime).ingest_paths(sys.argv[3:], progress=False)
+runtime.close()
+print(json.dumps(dict(report.failed)))
+"""
+
+
+def ingest_held_to_file_modes(paths: list[str], data_dir: Path, cache_dir: Path
+                              ) -> dict[str, str]:
+    """Root reads files whatever their mode, through two capabilities (CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH).  The ingest runs in a child process that has neither, so the kernel
+    checks file modes for it as for any other user; its failed sources and their reasons.
+    (Not as nobody: the virtual environment's interpreter may live under /root, which only
+    root may enter.)"""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) runs the ingest without root's file access"
+    done = subprocess.run([setpriv, "--bounding-set=-dac_override,-dac_read_search",
+                           sys.executable, "-c", INGEST_AND_REPORT, str(data_dir),
+                           str(cache_dir), *paths], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_unreadable_file_is_reported(runtime, cache_dir, tmp_path):
+    locked, readable = tmp_path / "locked.txt", tmp_path / "readable.txt"
     locked.write_text("private")
-    locked.chmod(0)
-    report = Ingestor(runtime).ingest_paths([str(locked)], progress=False)
-    assert "Permission denied" in dict(report.failed)[str(locked)]
+    locked.chmod(0)  # no one may read it: as root, only through root's overriding capabilities
+    readable.write_text("Otters hold hands while they sleep so they do not drift.")
+    paths = [str(locked), str(readable)]
+    if os.geteuid() == 0:
+        failed = ingest_held_to_file_modes(paths, tmp_path / "child-data", cache_dir)
+    else:
+        failed = dict(Ingestor(runtime).ingest_paths(paths, progress=False).failed)
+    assert set(failed) == {str(locked)}  # the readable file went in, the locked one did not
+    assert "Permission denied" in failed[str(locked)]
 
 
 # -- API --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("query", [
     "\ud800 lone surrogate", "\u200b\u200b\u200b", "\u202etsiser\u202c transistor",
     "🐝🐝 who dances?", "x" * 100_000, "nul\x00byte", "ﬁ ligature and ＦＵＬＬＷＩＤＴＨ",
@@ -153,6 +199,7 @@ def test_unicode_edge_cases_in_text_queries(answer_runtime, query):
         assert response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("body", "code"), [
     (b'{"messages": [', 422), (b"\xff\xfe not utf-8", 422), (b"[]", 422), (b"null", 422),
     (b'{"messages": "hi"}', 422), (b'{"messages": [{"role": "user"}]}', 400),
@@ -168,6 +215,7 @@ def test_malformed_chat_requests(answer_runtime, fake, body, code):
     assert fake.requests == []
 
 
+@pytest.mark.slow
 def test_malformed_base64_audio_is_400(answer_runtime, fake):
     app = loaded_app(answer_runtime, llm_url=fake.url)
     for data in ("not base64!", "QUJD", "=" * 8, ""):

@@ -15,6 +15,8 @@ from assistant.training.candidate_prompts import (
     nearest_articles,
 )
 
+pytestmark = pytest.mark.slow
+
 WIKI = {
     "Rhine": {"extract": "The Rhine is a river that flows from the Swiss Alps through Germany "
                          "and the Netherlands into the North Sea."},

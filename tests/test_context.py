@@ -52,6 +52,7 @@ RICE = Hit(id="Rice", score=0.5, payload={"title": "Rice", "kind": "text", "text
     "Rice was domesticated in the Yangtze valley.")})
 
 
+@pytest.mark.slow
 def test_focus_keeps_the_sentences_closest_to_the_question_within_the_budget(models):
     budget = 26  # room for the best sentence and its header only
     focused = focus("where was tea first grown?", [TEA, RICE], models.embedder.embed, budget)

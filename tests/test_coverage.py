@@ -84,6 +84,7 @@ def first_source(runtime, question: str, **settings) -> str:
     return result.hits[0].payload["source"].rsplit("/", 1)[-1]
 
 
+@pytest.mark.slow
 def test_a_misheard_keyword_question_finds_the_article_holding_all_its_words(gazelles):
     heard = "the butts missaw gazelles"  # tiny.en's reading of "abuts maasai gazelles"
     assert first_source(gazelles, heard, coverage_weight=0.0) == "Gazelle.txt"

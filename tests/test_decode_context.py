@@ -8,6 +8,8 @@ from assistant.speech.decode_context import candidate_context
 from assistant.text import normalize_words
 from connectors.base import TextDocument
 
+pytestmark = pytest.mark.slow
+
 PARSLEY = ("Parsley", "Parsley, or garden parsley, is a species of flowering plant in the "
                       "family Apiaceae that is native to Greece, Morocco and the former "
                       "Yugoslavia.")

@@ -29,6 +29,8 @@ from assistant.training.ctc_trainer import FrameCorpus
 from assistant.training.speech_data import Augmentation, attach_spoken_texts, build_shard
 from assistant.training.whisper_tokens import WhisperTokens
 
+pytestmark = pytest.mark.slow
+
 SENTENCES = ["The Rhine flows into the North Sea.", "Who painted the Mona Lisa?",
              "Mount Kenya rises above the clouds.", "Green tea comes from China."]
 NO_AUGMENTATION = Augmentation(noise=0, babble=0, phone=0, reverb=0, speed=0)

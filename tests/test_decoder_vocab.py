@@ -18,6 +18,8 @@ from assistant.text import normalize_words
 from connectors.base import TextDocument
 from tests.conftest import sharing_store
 
+pytestmark = pytest.mark.slow
+
 SENTENCES = ["Who painted the ceiling of the Sistine Chapel?",
              "The first coffee house in London opened in the seventeenth century.",
              "What is the highest mountain on Earth?"]

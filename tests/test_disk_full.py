@@ -19,6 +19,8 @@ import pytest
 from assistant.index.ingest import Ingestor
 from assistant.retrieval.store.base import StoreError
 
+pytestmark = pytest.mark.slow
+
 WORDS = ("river glacier harbour temple market orbit protein violin meadow lantern copper "
          "falcon quarry saddle tundra walnut").split()
 

@@ -22,6 +22,8 @@ from assistant.speech.audio import write_wav
 from assistant.speech.integrated import Hypothesis, Recognition, nbest_weights, query_vector
 from tests.conftest import ROOT, sharing_store, silence
 
+pytestmark = pytest.mark.slow
+
 QUESTIONS = [  # (spoken question, voice, article that answers it)
     ("Who developed the theory of relativity?", "en-us", "Albert Einstein"),
     ("What is the highest mountain on Earth?", "en-us", "Mount Everest"),

@@ -49,6 +49,7 @@ def bundled(tmp_path):
     return tmp_path / "head.npz"
 
 
+@pytest.mark.slow
 def test_bundled_checkpoint_loads_with_its_checksum(bundled):
     head = CTCHead.load(bundled)
     assert head.sha256 == json.loads(bundled.with_suffix(".json").read_text())["sha256"]
@@ -77,11 +78,13 @@ def test_missing_or_corrupt_checkpoint_gives_a_clear_error(bundled):
         CTCHead.load(bundled)
 
 
+@pytest.mark.slow
 def test_a_head_for_another_encoder_width_is_refused(bundled):
     with pytest.raises(E2EModelError, match="384-wide"):
         CTCHead.load(bundled).spell(np.zeros((50, 512), np.float32))
 
 
+@pytest.mark.slow
 def test_e2e_runtime_setting(models):
     assert models.e2e.sha256 == CTCHead.load(DEFAULT_MODEL).sha256
     off = models.with_settings(e2e_model="none")
@@ -105,6 +108,7 @@ def shard_dir(models, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_shards_hold_encoder_frames_and_normalized_text(shard_dir, models):
     info = json.loads((shard_dir / "shard-00000.json").read_text())
     frames = np.load(shard_dir / "shard-00000.npy")
@@ -115,6 +119,7 @@ def test_shards_hold_encoder_frames_and_normalized_text(shard_dir, models):
         assert abs(length - (utt["seconds"] + info["margin_s"]) * 50) <= 1
 
 
+@pytest.mark.slow
 def test_training_is_seeded_and_resumes_where_it_stopped(shard_dir, tmp_path, monkeypatch):
     config = ctc_trainer.TrainConfig(design=ctc_trainer.HeadDesign(1, 32, 3), epochs=2,
                                      batch_frames=400, validation_shards=0, warmup_steps=2,
@@ -147,6 +152,7 @@ def test_training_is_seeded_and_resumes_where_it_stopped(shard_dir, tmp_path, mo
                           threads=1, progress=False)
 
 
+@pytest.mark.slow
 def test_the_exported_head_matches_the_torch_model(shard_dir, tmp_path):
     corpus = ctc_trainer.FrameCorpus(shard_dir)
     torch.manual_seed(0)
@@ -162,6 +168,7 @@ def test_the_exported_head_matches_the_torch_model(shard_dir, tmp_path):
         assert head.spell(frames).text == greedy_decode(expected)
 
 
+@pytest.mark.slow
 def test_bundled_head_spells_a_held_out_voice(models):
     """flite's slt is one of the evaluation voices, never used in training."""
     text = "which planet has the largest moons"

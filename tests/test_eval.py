@@ -49,6 +49,7 @@ def tiny_bench(wiki, speak, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     runtime = models.with_settings(cache_dir=tmp_path / "cache")
     bench = load_benchmark(tiny_bench)
@@ -91,6 +92,7 @@ def test_eval_runs_systems_and_caches_the_index(models, tmp_path, tiny_bench):
     assert set(result["unavailable"]) == {"e2e", "hybrid"}
 
 
+@pytest.mark.slow
 def test_eval_cli_writes_json_table_and_plot(tmp_path, cache_dir, tiny_bench):
     out, png = tmp_path / "r.json", tmp_path / "r.png"
     env = os.environ | {"S2R_CACHE_DIR": str(cache_dir), "S2R_E2E_MODEL": "none"}
@@ -114,6 +116,7 @@ def broken_copy(src, dst, lines):
     return dst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("bad_line", "message"), [
     ('{"id": "x", "audio": "audio/missing.wav", "text": "t", "relevant": ["radio"]}\n',
      "audio file .*missing.wav does not exist"),
@@ -130,6 +133,7 @@ def test_bad_queries_name_file_and_line_or_are_skipped(tmp_path, tiny_bench, bad
     assert [q.id for q in loaded.queries] == ["q0", "q1"] and len(loaded.skipped) == 1
 
 
+@pytest.mark.slow
 def test_eval_cli_reports_bad_input(tmp_path, tiny_bench):
     good = (tiny_bench / "queries.jsonl").read_text().splitlines(keepends=True)
     bench = broken_copy(tiny_bench, tmp_path / "b", [good[0], "not json\n"])
@@ -141,6 +145,7 @@ def test_eval_cli_reports_bad_input(tmp_path, tiny_bench):
     assert done.returncode == 2 and "queries.jsonl:2: malformed JSON" in done.stderr
 
 
+@pytest.mark.slow
 def test_bench_build_small(tmp_path):
     wiki = load_summaries()
     summary = build(tmp_path / "dev", n_queries=6, seed=3, max_passages=60, progress=False)

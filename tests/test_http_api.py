@@ -16,7 +16,9 @@ import pytest
 from assistant.interfaces.http_api import create_app
 from assistant.speech.audio import wav_bytes
 from tests.conftest import sharing_store, silence
-from tests.fake_llm import Step
+from tests.fake_llm import GUARD_S, Step
+
+pytestmark = pytest.mark.slow
 
 QUESTION = "Who built the first working transistor?"
 
@@ -83,23 +85,29 @@ def test_non_streaming_answer_and_conversation_history(answer_runtime, fake):
 
 @pytest.mark.parametrize("fault", ["503", "down", "slow", "garbage"])
 def test_a_failing_model_is_502_with_the_sources_within_the_timeout(answer_runtime, fake, fault):
-    """Down, slow, overloaded or talking nonsense: the retrieved sources still come back."""
+    """Down, slow, overloaded or talking nonsense: the retrieved sources still come back.
+    The slow model answers only after both requests are done, so each 502 came from the
+    model's timeout, not from waiting it out."""
     url = "http://127.0.0.1:9/v1" if fault == "down" else fake.url
+    answer = threading.Event()
     fake.default = {"503": Step(status=503, headers={"Retry-After": "0"}),
-                    "slow": Step(delay_s=5.0),
+                    "slow": Step(until=answer),
                     "garbage": Step(raw="<html>gateway says hi</html>")}.get(fault, Step())
     app = loaded_app(answer_runtime, llm_url=url, llm_retries=0, llm_timeout_s=1.0)
     for stream in (False, True):
-        started = time.monotonic()
         response = call(app, "POST", "/v1/chat/completions", json={
             "stream": stream, "messages": [{"role": "user", "content": QUESTION}]})
-        assert time.monotonic() - started < 4.0  # the model's 1 s timeout, not its 5 s delay
         assert response.status_code == 502, response.text
         body = response.json()
         assert body["error"]["code"] == "llm_failed" and body["error"]["message"]
         assert body["sources"][0]["title"] == "The transistor"
         if fault == "503":
             assert "503" in body["error"]["message"]
+        if fault == "slow":
+            assert "timed out after 1 s" in body["error"]["message"]
+    assert len(fake.requests) == (0 if fault == "down" else 2)
+    assert fake.holding.is_set() == (fault == "slow") and not answer.is_set()
+    answer.set()
 
 
 def test_without_a_model_answers_are_extractive(answer_runtime):
@@ -140,11 +148,20 @@ def test_bad_requests_get_openai_shaped_errors(answer_runtime, fake):
 
 
 def test_slow_requests_time_out_with_504(answer_runtime, fake):
-    fake.default = Step(delay_s=3.0)
+    """Over a real socket (in-process ASGI hands over a response only once the app is done):
+    the 504 reaches the client while the model has still not answered."""
+    answer = threading.Event()
+    fake.default = Step(until=answer)
     app = loaded_app(answer_runtime, llm_url=fake.url, request_timeout_s=1.0)
-    response = call(app, "POST", "/v1/chat/completions",
-                    json={"messages": [{"role": "user", "content": QUESTION}]})
+    with RunningServer(app) as url:
+        try:
+            response = httpx.post(url + "/v1/chat/completions", timeout=GUARD_S, json={
+                "messages": [{"role": "user", "content": QUESTION}]})
+            unanswered = fake.holding.is_set() and not answer.is_set()
+        finally:
+            answer.set()  # the model answers now, to a request that is over
     assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
+    assert unanswered
 
 
 def test_api_key_is_required_when_set(answer_runtime):
@@ -212,7 +229,9 @@ class RunningServer:
 
     def __enter__(self) -> str:
         self.thread.start()
+        deadline = time.monotonic() + GUARD_S  # a guard: a server that cannot start fails
         while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.05)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
@@ -223,14 +242,14 @@ class RunningServer:
 
 
 def test_a_client_leaving_mid_answer_stops_the_model(answer_runtime, fake):
-    fake.default = Step(text=" ".join(["word"] * 2000), chunk_delay_s=0.005)
+    fake.default = Step(text=" ".join(["word"] * 2000), hold_after=5)  # the rest never comes
     app = loaded_app(answer_runtime, llm_url=fake.url)
     body = {"stream": True, "messages": [{"role": "user", "content": QUESTION}]}
     with RunningServer(app) as url, httpx.stream("POST", url + "/v1/chat/completions",
                                                  json=body, timeout=30) as response:
         lines = response.iter_lines()
         assert next(lines).startswith("data: ")  # the sources chunk: the answer is flowing
-    assert fake.aborted.wait(15), "the model kept generating for a client that left"
+    assert fake.aborted.wait(GUARD_S), "the model kept generating for a client that left"
 
 
 def test_openai_client_gets_a_grounded_cited_answer_from_the_local_model(
@@ -242,8 +261,9 @@ def test_openai_client_gets_a_grounded_cited_answer_from_the_local_model(
     app = create_app(sharing_store(answer_runtime, llm_url=local_llm("qwen"), llm_max_tokens=80,
                                    answer_top_k=3))
     with RunningServer(app) as url:
-        deadline = time.time() + 120
-        while httpx.get(url + "/healthz").status_code != 200 and time.time() < deadline:
+        deadline = time.monotonic() + GUARD_S  # a guard: loading never takes this long
+        while httpx.get(url + "/healthz").status_code != 200:
+            assert time.monotonic() < deadline, "s2r serve did not become ready"
             time.sleep(0.2)
         client = OpenAI(base_url=url + "/v1", api_key="unused")
         completion = client.chat.completions.create(model="s2r", messages=[

@@ -11,6 +11,8 @@ from assistant.speech.audio import write_wav
 from tests.conftest import ROOT, silence
 from tests.pdfs import write_encrypted_pdf
 
+pytestmark = pytest.mark.slow
+
 
 def copy_samples(tmp_path):
     docs = tmp_path / "docs"

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 from llama_index.core import get_response_synthesizer
 from llama_index.core.query_engine import RetrieverQueryEngine
 
 from assistant.answer.chat_client import ChatConfig
 from assistant.interfaces.llamaindex import S2RLLM, S2REmbedding, S2RRetriever, SpokenQueryBundle
 from assistant.speech.audio import write_wav
+
+pytestmark = pytest.mark.slow
 
 QUESTION = "Who built the first working transistor?"
 

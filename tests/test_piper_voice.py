@@ -24,6 +24,7 @@ def joe() -> PiperEngine:
     return PiperEngine()
 
 
+@pytest.mark.slow
 def test_joe_speaks_16khz_speech_that_whisper_understands(joe, models):
     audio = joe.synthesize(SENTENCE)
     assert audio.dtype == np.float32 and audio.ndim == 1
@@ -34,6 +35,7 @@ def test_joe_speaks_16khz_speech_that_whisper_understands(joe, models):
     assert all(word in heard for word in ("bees", "food", "dance")), heard
 
 
+@pytest.mark.slow
 def test_default_engine_is_joe_when_installed_else_espeak(joe, monkeypatch):
     assert Settings().tts_engine == "auto"
     assert isinstance(open_speech_engine(Settings()), PiperEngine)
@@ -41,6 +43,7 @@ def test_default_engine_is_joe_when_installed_else_espeak(joe, monkeypatch):
     assert isinstance(open_speech_engine(Settings()), EspeakEngine)
 
 
+@pytest.mark.slow
 def test_a_missing_piper_voice_file_is_a_clear_error(joe, tmp_path):
     missing = tmp_path / "voice.onnx"
     with pytest.raises(TTSError, match=r"voice\.onnx does not exist.*S2R_TTS_MODEL"):

@@ -4,6 +4,7 @@ decoder, the chunker and the HTTP request models."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +74,7 @@ retrieve_bodies = st.fixed_dictionaries({}, optional={
     "query": st.text(max_size=200) | json_values, "top_k": json_values, "kind": json_values})
 
 
+@pytest.mark.slow
 @FIXTURES_OK
 @given(st.data())
 def test_request_models_answer_any_json_with_a_result_or_a_clear_error(answer_runtime, fake,

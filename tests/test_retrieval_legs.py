@@ -1,9 +1,12 @@
 """Which legs a question's readings search: the sound leg joins short questions only."""
 
 import numpy as np
+import pytest
 
 from assistant.retrieval.retriever import Retriever
 from assistant.retrieval.store.base import CHARS_VECTOR, SOUND_VECTOR
+
+pytestmark = pytest.mark.slow
 
 
 def legs_of(runtime, texts, **kwargs):

@@ -14,6 +14,8 @@ from assistant.speech.integrated import (
 )
 from assistant.text import normalize_words
 
+pytestmark = pytest.mark.slow
+
 CLEAN = ["What is the highest mountain on Earth?",
          "The first coffee house in London opened in the seventeenth century.",
          "Please tell me who painted the ceiling of the Sistine Chapel."]

@@ -1,5 +1,11 @@
-"""The voice loop, headless: a recorded multi-turn conversation played through `s2r talk
---input` at real-time pace, with spoken answers timed on a silent player."""
+"""The voice loop, headless: a recorded multi-turn conversation played through the loop on an
+injected clock (the input's own time), with spoken answers timed on a silent player; and
+`s2r talk --input` end to end.
+
+Nothing is timed on the wall clock: the conversation's clock is the recording's, so where the
+loop stops an answer is decided by the audio alone, and the recording waits at fixed points
+for the answers it talks over or after (``delivered``), as a user would.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +26,8 @@ import pytest
 from assistant.interfaces.talk.loop import SessionClock, TalkLoop, TalkOptions, _SentenceBuffer
 from assistant.speech.answer_voice import VirtualPlayer, speakable
 from assistant.speech.audio import SAMPLE_RATE, write_wav
-from tests.conftest import ROOT, cough, silence
-from tests.fake_llm import Step
+from tests.conftest import ROOT, cough, sharing_store, silence
+from tests.fake_llm import GUARD_S, Step
 
 TURNS = [  # (question, voice, seconds of silence before it, the source that answers it)
     ("Who built the first working transistor?", "en-us", 0.5, "transistor.html"),
@@ -24,6 +35,64 @@ TURNS = [  # (question, voice, seconds of silence before it, the source that ans
     ("What happens when a volcano erupts?", "en-us", 5.0, "volcanoes.txt"),
 ]
 LONG_ANSWER = " ".join(["The transistor was built at Bell Labs by Bardeen and Brattain [1]."] * 12)
+SAID = 18  # words of the long answer the model sends before the barge-in (then it waits)
+
+
+class InputClock:
+    """The loop's clock: seconds of input delivered so far.  It stands still while the loop
+    works, so the loop's decisions fall at the same point of the recording on any machine."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def restart(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingPlayer(VirtualPlayer):
+    """The silent player, keeping what it was told and when: ("play" | "stop", input time)."""
+
+    def __init__(self, clock: InputClock) -> None:
+        super().__init__(clock)
+        self.events: list[tuple[str, float]] = []
+        self.played = threading.Event()
+
+    def play(self, samples: np.ndarray) -> None:
+        super().play(samples)
+        self.events.append(("play", self.clock()))
+        self.played.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self.events.append(("stop", self.clock()))
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + GUARD_S  # a guard: a broken loop fails instead of hanging
+    while not condition():
+        assert time.monotonic() < deadline, f"the loop never got to: {what}"
+        time.sleep(0.01)
+
+
+def delivered(path: Path, clock: InputClock,
+              waits: list[tuple[float, Callable[[], bool], str]]) -> Iterator[np.ndarray]:
+    """The recording in the blocks ``s2r talk --input`` reads, the clock at the end of each;
+    at each of ``waits`` (input time, condition, what) the input pauses until the condition
+    holds."""
+    from assistant.interfaces.talk.microphone import FileInput
+
+    pending = sorted(waits, key=lambda w: w[0])
+    samples = 0
+    for block in FileInput(str(path), clock, realtime=False).blocks():
+        while pending and samples / SAMPLE_RATE >= pending[0][0]:
+            _, condition, what = pending.pop(0)
+            wait_until(condition, what)
+        samples += len(block)
+        clock.now = samples / SAMPLE_RATE
+        yield block
 
 
 @pytest.fixture(scope="module")
@@ -44,48 +113,85 @@ def conversation(speak, tmp_path_factory):
     return path, spans
 
 
-def test_recorded_conversation_through_the_loop(conversation, fake, tmp_path):
+@pytest.mark.slow
+def test_recorded_conversation_through_the_loop(conversation, runtime, fake, tmp_path):
+    from rich.console import Console
+
+    from assistant.answer.answering import Answerer
+    from assistant.index.ingest import Ingestor
+    from assistant.interfaces.talk.screen import RichScreen
+    from assistant.speech.answer_voice import open_speech_engine
+
     path, spans = conversation
-    fake.script.extend([Step(text=LONG_ANSWER, chunk_delay_s=0.05),
+    fake.script.extend([Step(text=LONG_ANSWER, hold_after=SAID),  # waits to be talked over
                         Step(text="They perform the waggle dance [1]."),
                         Step(text="Lava and ash pour out [1]."),
                         Step(text="Nothing more to add.")])
-    env = {**os.environ, "S2R_LLM_URL": fake.url, "S2R_DATA_DIR": str(tmp_path / "data")}
-    cli = [sys.executable, "-m", "assistant"]
-    subprocess.run([*cli, "ingest", "--no-progress", str(ROOT / "samples" / "docs")], env=env,
-                   check=True, capture_output=True)
+    Ingestor(runtime).ingest_paths([str(ROOT / "samples" / "docs")], progress=False)
+    talking = sharing_store(runtime, llm_url=fake.url)
+    finished: list[bool] = []  # per answer that ended: whether it was interrupted
+
+    class Screen(RichScreen):
+        def answer_done(self, answer, interrupted: bool) -> None:
+            super().answer_done(answer, interrupted)
+            finished.append(interrupted)
+
+    clock = InputClock()
+    player = RecordingPlayer(clock)
+    screen = Screen(Console(file=io.StringIO(), width=200))
     log = tmp_path / "turns.jsonl"
-    done = subprocess.run([*cli, "talk", "--input", str(path), "--speak", "--log", str(log)],
-                          env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
+    loop = TalkLoop(Answerer(talking), player, clock, screen, open_speech_engine(
+        talking.settings), log, TalkOptions())
+    # a second after each question, the input waits: for answer 1 to be generated (up to
+    # the model's pause) and spoken before the cough and question 2 talk over it; for answers
+    # 2 and 3 to be complete before the user speaks on
+    returned = loop.run(delivered(path, clock, [
+        (spans[0][1] + 1, lambda: fake.holding.is_set() and player.played.is_set(),
+         "answer 1 generated up to the model's pause and playing"),
+        (spans[1][1] + 1, lambda: finished.count(False) >= 1, "answer 2 complete"),
+        (spans[2][1] + 1, lambda: finished.count(False) >= 2, "answer 3 complete")]))
     records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records == [asdict(r) for r in returned]
 
     # three questions, three turns: the cough did not start one
     assert len(records) == 3, [r["transcript"] for r in records]
     for record, (start, end), (_, _, _, source) in zip(records, spans, TURNS, strict=True):
         assert set(record) >= {"start", "end", "transcript", "sources", "answer",
                                "interrupted", "timings"}
+        # where the VAD put the speech (input time; espeak pads its clips with silence)
         assert abs(record["start"] - start) < 0.5 and abs(record["end"] - end) < 0.4
         assert record["sources"][0]["source"].endswith(source), record
         assert record["timings"]["endpoint"] > 0
         assert record["timings"]["sources"] >= record["timings"]["endpoint"]
         assert record["timings"]["first_audio"] >= record["timings"]["first_token"]
 
-    # the second question barged in: answer 1 stopped (playback and generation) within 300 ms
+    # the second question barged in: answer 1 stopped (playback and generation) within
+    # 300 ms of input after the interrupting speech began
     first, second, third = records
     assert first["interrupted"] and not second["interrupted"] and not third["interrupted"]
     assert 0 < first["timings"]["barge_in_stop"] <= 300
-    assert len(first["answer"]) < len(LONG_ANSWER)
-    assert fake.aborted.is_set(), "generation went on after the barge-in"
-    assert second["answer"] == "They perform the waggle dance [1]."
     # the cough inside answer 1 did not interrupt it: the second question did
     assert abs(first["interrupted_at"] - spans[1][0]) < 0.4, (first["interrupted_at"], spans)
+    # playback: answer 1 played until the stop at the barge-in, and nothing of it after
+    stopped_at = first["interrupted_at"] + first["timings"]["barge_in_stop"] / 1000
+    kinds = [kind for kind, _ in player.events]
+    stop = kinds.index("stop")
+    assert stop > 0 and set(kinds[:stop]) == {"play"}
+    assert player.events[stop][1] == pytest.approx(stopped_at, abs=1e-3)
+    assert all(at > second["end"] for kind, at in player.events[stop + 1:] if kind == "play")
+    # generation: the model was cut off mid-answer, and the answer kept is what it had said
+    assert fake.aborted.wait(GUARD_S), "generation went on after the barge-in"
+    assert first["answer"] and LONG_ANSWER.startswith(first["answer"])
+    assert len(first["answer"].split()) <= SAID < len(LONG_ANSWER.split())
+    assert second["answer"] == "They perform the waggle dance [1]."
     # the conversation memory reached the model: turn 2 saw turn 1's (partial) exchange
     turn2 = fake.requests[1]["body"]["messages"]
     assert [m["role"] for m in turn2] == ["system", "user", "assistant", "user"]
-    assert "you" in done.stdout and "s2r" in done.stdout  # the screen showed the turns
+    shown = screen.console.file.getvalue()
+    assert "you" in shown and "s2r" in shown  # the screen showed the turns
 
 
+@pytest.mark.slow
 def test_talk_without_an_input_device_is_a_clear_error(tmp_path):
     env = {**os.environ, "S2R_DATA_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "assistant", "talk"], env=env,
@@ -96,21 +202,25 @@ def test_talk_without_an_input_device_is_a_clear_error(tmp_path):
     assert listed.returncode == 0 and "input devices: none" in listed.stdout
 
 
+@pytest.mark.slow
 def test_echo_gate_ignores_speech_no_louder_than_the_playback(answer_runtime):
     from assistant.answer.answering import Answerer
 
-    clock = SessionClock()
+    clock = InputClock()  # stands still: the playback is where the test puts it
     player = VirtualPlayer(clock)
     loop = TalkLoop(Answerer(answer_runtime), player, clock, screen=None,
                     options=TalkOptions(echo_gate=True, echo_margin_db=10))
     frame = np.full(480, 0.05, np.float32)
     assert loop._not_echo(frame)  # nothing playing: everything counts
     player.play(np.full(SAMPLE_RATE, 0.05, np.float32))  # the assistant speaks at 0.05 RMS
+    clock.now = 0.5  # half-way through it
     assert not loop._not_echo(frame)  # its echo at the same level is ignored
     assert loop._not_echo(frame * 4)  # a user 12 dB louder still barges in
     half = TalkLoop(Answerer(answer_runtime), player, clock, screen=None,
                     options=TalkOptions(half_duplex=True))
     assert not half._not_echo(frame * 4)
+    clock.now = 1.0  # it has ended: everything counts again
+    assert loop._not_echo(frame) and half._not_echo(frame)
 
 
 def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
@@ -134,6 +244,7 @@ def test_openai_speech_endpoint_engine(fake):
                                         "response_format": "wav", "input": "Hello there."}
 
 
+@pytest.mark.slow
 def test_talk_reads_a_recording_from_standard_input(speak, tmp_path):
     from assistant.speech.audio import wav_bytes
 
@@ -173,6 +284,7 @@ def _turns(runtime, audio: np.ndarray, speculate: bool):
     return loop.run(audio[i:i + n] for i in range(0, audio.size, n)), retrieved
 
 
+@pytest.mark.slow
 def test_a_turn_is_retrieved_before_its_endpoint(answer_runtime, speak):
     """With speculation the turn takes the retrieval started on its settled audio: the same
     transcript and sources as retrieving after the endpoint."""
@@ -187,6 +299,7 @@ def test_a_turn_is_retrieved_before_its_endpoint(answer_runtime, speak):
     assert early.sources[0]["source"].endswith("honeybees.md")
 
 
+@pytest.mark.slow
 def test_speech_after_a_pause_drops_the_early_retrieval(answer_runtime, speak):
     """A pause longer than the padding but shorter than the endpoint settles the first part;
     when the user goes on, the turn is the whole question, retrieved again."""

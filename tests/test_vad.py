@@ -1,12 +1,14 @@
 """WebRTC VAD segmentation and endpointing on real synthesized speech."""
 
 import numpy as np
+import pytest
 
 from assistant.speech.audio import SAMPLE_RATE
 from assistant.speech.vad import SpeechSegmenter, VadConfig, segment_stream
 from tests.conftest import silence
 
 
+@pytest.mark.slow
 def test_utterances_separated_by_pauses_become_segments(speak):
     parts = [speak("The first sentence is about rivers."),
              speak("The second one is about mountains."),
@@ -31,6 +33,7 @@ def test_silence_and_blips_make_no_segments():
     assert list(segment_stream([silence(3.0)], VadConfig())) == []
 
 
+@pytest.mark.slow
 def test_long_speech_is_cut_at_max_segment(speak):
     long = np.concatenate([speak("one two three four five six seven eight nine ten eleven")] * 3)
     segments = list(segment_stream([long], VadConfig(max_segment_s=2.0)))
@@ -38,6 +41,7 @@ def test_long_speech_is_cut_at_max_segment(speak):
     assert all(s.end - s.start <= 2.0 + 1e-6 for s in segments)
 
 
+@pytest.mark.slow
 def test_endpoint_fires_after_trailing_silence_when_streaming(speak):
     utterance = speak("What is the capital of France?")
     audio = np.concatenate([silence(0.4), utterance, silence(2.0)])
@@ -59,6 +63,7 @@ def test_endpoint_fires_after_trailing_silence_when_streaming(speak):
     assert segmenter.flush() == []
 
 
+@pytest.mark.slow
 def test_pitch_tells_speech_from_coughs_and_noise(speak):
     from assistant.speech.vad import periodic_ms
     from tests.conftest import cough
@@ -75,6 +80,7 @@ def _blocks(audio: np.ndarray, ms: int = 30) -> list[np.ndarray]:
     return [audio[i:i + n] for i in range(0, audio.size, n)]
 
 
+@pytest.mark.slow
 def test_a_settled_segment_is_the_one_that_closes(speak):
     """Once the padding's worth of silence follows the speech, ``settled`` is exactly the
     segment the endpoint closes later (the voice loop retrieves it in between)."""
@@ -94,6 +100,7 @@ def test_a_settled_segment_is_the_one_that_closes(speak):
     assert abs(settled_ms / 1000 - closed[0].speech_end - 0.3) < 0.031
 
 
+@pytest.mark.slow
 def test_speech_after_a_short_pause_unsettles_the_segment(speak):
     first, second = speak("The first part of it,"), speak("and then the second part.")
     audio = np.concatenate([silence(0.5), first, silence(0.45), second, silence(1.0)])

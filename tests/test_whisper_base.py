@@ -57,6 +57,7 @@ def base_transcriber(cache_dir) -> Transcriber:
                                 whisper_model="base"))
 
 
+@pytest.mark.slow
 def test_base_is_assembled_once_with_the_known_checksum(base_transcriber, cache_dir):
     model_bin = base_transcriber.model_dir / "model.bin"
     assert base_transcriber.model_dir == cache_dir / "whisper-base"
@@ -67,6 +68,7 @@ def test_base_is_assembled_once_with_the_known_checksum(base_transcriber, cache_
     assert base_transcriber.model.model.is_multilingual
 
 
+@pytest.mark.slow
 def test_base_integrated_decode_hears_clean_speech_as_the_padded_pass(base_transcriber, speak):
     """The same words but for at most one over the sentences: base, unlike tiny.en, mishears
     "Sistine" in a 10 s window (it needs 14 s), and on the dev families its reduced-window
@@ -85,6 +87,7 @@ def test_base_integrated_decode_hears_clean_speech_as_the_padded_pass(base_trans
     assert extra_errors <= 1
 
 
+@pytest.mark.slow
 def test_base_pruned_to_a_collection_hears_what_the_full_decoder_hears(base_transcriber, speak):
     """The multilingual tokenizer (language token in the prompt) survives the pruning."""
     vocabulary = DecoderVocabulary.from_texts(CLEAN, base_transcriber.model.hf_tokenizer,
