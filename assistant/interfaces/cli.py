@@ -102,13 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
                      "sources, timings_ms, error")
 
     serve = sub.add_parser(
-        "serve", help="HTTP service: OpenAI-compatible chat completions, retrieve, ingest",
+        "serve", help="HTTP service: OpenAI-compatible chat completions, retrieve, ingest, "
+        "and a voice page for the browser",
         description="Serve POST /v1/chat/completions (OpenAI-compatible; spoken questions as "
         "input_audio parts; answers carry `sources`), POST /v1/retrieve, POST /v1/ingest and "
-        "GET /healthz, with OpenAPI docs at /docs. Set S2R_API_KEY to require a bearer token.")
+        "GET /healthz, with OpenAPI docs at /docs; the voice page at / (talk to s2r from a "
+        "browser, over WebSocket /v1/talk, and play cited spans of recordings from "
+        "GET /v1/sources/audio). Set S2R_API_KEY to require a bearer token (the page asks for "
+        "it).")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--no-ui", action="store_true",
+                       help="no voice page at / (the API, /v1/talk included, stays on)")
 
     talk = sub.add_parser(
         "talk", help="voice chat: speak a question, see (and hear) the answer",
@@ -411,14 +417,18 @@ def _print_delta(delta: str) -> None:
 def cmd_serve(runtime, args) -> int:
     try:
         import uvicorn
+        import websockets  # noqa: F401 (uvicorn serves WebSockets only when it is installed)
 
         from assistant.interfaces.http_api import create_app
+        from assistant.interfaces.web.talk_socket import MAX_MESSAGE_BYTES
     except ImportError as exc:
         return _fail(f"the HTTP service needs the server extra: pip install 's2r[server]' "
                      f"({exc.name} is missing)", EXIT_FAILED)
-    print(f"s2r: serving on http://{args.host}:{args.port} (docs at /docs); loading models …",
-          file=sys.stderr)
-    uvicorn.run(create_app(runtime), host=args.host, port=args.port, log_level="warning")
+    page = "" if args.no_ui else "voice page at /, "
+    print(f"s2r: serving on http://{args.host}:{args.port} ({page}docs at /docs); loading "
+          "models …", file=sys.stderr)
+    uvicorn.run(create_app(runtime, ui=not args.no_ui), host=args.host, port=args.port,
+                log_level="warning", ws_max_size=MAX_MESSAGE_BYTES)
     return EXIT_OK
 
 
@@ -465,11 +475,8 @@ def _talk_loop(runtime, args, screen):
     source = MicrophoneInput(_device(args.device)) if live else FileInput(args.input, clock)
     audible = args.speak and (live or args.play)
     player = DevicePlayer(_device(args.output_device)) if audible else VirtualPlayer(clock)
-    options = TalkOptions(barge_in_ms=settings.tuning.barge_in_ms, echo_gate=live and audible,
-                          echo_margin_db=settings.tuning.echo_margin_db,
-                          half_duplex=args.half_duplex,
-                          max_turn_s=settings.tuning.talk_max_turn_s,
-                          speculate=settings.tuning.talk_speculate)
+    options = TalkOptions.from_settings(settings, echo_gate=live and audible,
+                                        half_duplex=args.half_duplex)
     engine = open_speech_engine(settings) if args.speak else None
     runtime.warm_up()  # load every model now, not in the first turn
     loop = TalkLoop(Answerer(runtime), player, clock, screen, engine,

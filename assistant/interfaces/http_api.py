@@ -6,6 +6,9 @@
 - ``POST /v1/retrieve``: ranked chunks for a typed question or an uploaded recording.
 - ``POST /v1/ingest``: add uploaded documents or recordings to the collection.
 - ``GET /healthz``: 200 once the models are loaded, 503 while they load.
+- ``GET /``: the voice page (off with ``s2r serve --no-ui``); ``WebSocket /v1/talk``: the
+  voice loop over a socket; ``GET /v1/sources/audio``: the cited span of a recording
+  (``assistant/interfaces/web/``).
 
 Errors use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.  Retrieval runs
 in a worker thread under one lock (the models and the embedded store are not shared between
@@ -18,7 +21,6 @@ import asyncio
 import base64
 import binascii
 import errno
-import hmac
 import json
 import logging
 import os
@@ -32,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -44,10 +46,14 @@ from assistant.answer.chat_client import AsyncChatClient, LLMError, Message
 from assistant.answer.context import cited_numbers
 from assistant.answer.conversation import Conversation
 from assistant.answer.extractive import NOTHING_FOUND, extractive_answer
+from assistant.interfaces.web import page
+from assistant.interfaces.web.access import bearer, cors_origins, key_matches
+from assistant.interfaces.web.spans import SPAN_PATH, SpanError, read_span, recording_path
+from assistant.interfaces.web.talk_socket import Close, Refused, TalkSockets
 from assistant.retrieval.retriever import Retriever
 from assistant.retrieval.store import StoreStats
 from assistant.runtime import Runtime
-from assistant.speech.audio import AudioDecodeError, AudioTooLongError, decode_audio
+from assistant.speech.audio import AudioDecodeError, AudioTooLongError, decode_audio, wav_bytes
 
 log = logging.getLogger(__name__)
 STATS_TTL_S = 10.0
@@ -184,7 +190,8 @@ def _write_upload(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
+def create_app(runtime: Runtime, load_in_background: bool = True, ui: bool = True) -> FastAPI:
+    """The service; ``ui=False`` leaves out the voice page (``s2r serve --no-ui``)."""
     service = Service(runtime)
 
     @asynccontextmanager
@@ -224,19 +231,15 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
                             "timeout_error", "timeout").response()
 
     app.add_middleware(BodyLimit, max_bytes=max_bytes, limit_mb=settings.max_upload_mb)
-    if settings.cors_origins:
+    origins = cors_origins(settings.cors_origins)
+    if origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"],
-                           allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+        app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"], allow_origins=origins,
                            allow_headers=["authorization", "content-type"])
-    expected = f"Bearer {settings.api_key}".encode()
 
     def authorized(request: Request) -> None:
-        if not settings.api_key:
-            return
-        header = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(header, expected):  # constant time: no timing oracle
+        if not key_matches(settings.api_key, bearer(request.headers)):
             raise APIError(401, "missing or wrong API key (Authorization: Bearer …)",
                            "authentication_error", "invalid_api_key")
 
@@ -250,6 +253,45 @@ def create_app(runtime: Runtime, load_in_background: bool = True) -> FastAPI:
         return service
 
     guarded = [Depends(authorized), Depends(loaded)]
+
+    def not_ready() -> Refused | None:
+        """Why a talk session cannot start yet, as ``loaded`` says it over HTTP."""
+        try:
+            loaded()
+        except APIError as exc:
+            close = Close.INTERNAL if exc.code == "load_failed" else Close.TRY_LATER
+            return Refused(close, exc.code or "loading", exc.message)
+        return None
+
+    talk = TalkSockets(runtime, service.lock, not_ready, origins)
+
+    if ui:
+        @app.get("/", include_in_schema=False)
+        async def voice_page(request: Request, key: str = "") -> HTMLResponse:
+            if not (key_matches(settings.api_key, key)
+                    or key_matches(settings.api_key, bearer(request.headers))):
+                return page.key_form()
+            return page.page()
+
+    @app.websocket("/v1/talk")
+    async def talk_socket(websocket: WebSocket) -> None:
+        await talk.serve(websocket)
+
+    @app.get(SPAN_PATH, dependencies=guarded, response_class=Response,
+             summary="exactly the cited span of a recording in the collection, as WAV "
+             "(16 kHz mono PCM16)",
+             responses={200: {"content": {"audio/wav": {}}}})
+    async def source_audio(source: str, start: float, end: float) -> Response:
+        try:
+            path = await service.run(recording_path, runtime.store, source)
+            samples = await run_in_threadpool(read_span, path, start, end)
+        except SpanError as exc:
+            raise APIError(exc.status, str(exc), code=exc.code, param=exc.param) from exc
+        except AudioDecodeError as exc:
+            raise APIError(500, f"the recording cannot be read: {exc}", "server_error",
+                           "unreadable_recording") from exc
+        return Response(wav_bytes(samples), media_type="audio/wav",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", summary="200 when ready, 503 while loading")
     async def healthz() -> JSONResponse:

@@ -43,6 +43,7 @@ from assistant.answer.answering import Answer, Answerer, Prepared, Question, Que
 from assistant.answer.chat_client import ChatClient, LLMError
 from assistant.retrieval.retriever import SearchResult
 from assistant.retrieval.store.base import Hit
+from assistant.settings import Settings
 from assistant.speech.answer_voice import Player, SpeechEngine, rms, speakable
 from assistant.speech.audio import SAMPLE_RATE
 from assistant.speech.vad import (
@@ -174,6 +175,14 @@ class TalkOptions:
     max_turn_s: float = 30.0
     speculate: bool = True  # retrieve once the audio is settled, before the endpoint
     read_ahead: bool = True  # the local model reads the conversation before the next turn
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **changes: Any) -> TalkOptions:
+        """The tuned turn-taking of ``settings``, with what the caller's setup decides."""
+        tuning = settings.tuning
+        return cls(barge_in_ms=tuning.barge_in_ms, echo_margin_db=tuning.echo_margin_db,
+                   max_turn_s=tuning.talk_max_turn_s, speculate=tuning.talk_speculate,
+                   **changes)
 
 
 class TalkLoop:
