@@ -164,6 +164,18 @@ def test_slow_requests_time_out_with_504(answer_runtime, fake):
     assert unanswered
 
 
+def test_a_timed_out_request_stops_its_model(answer_runtime, fake):
+    """The 504 cancels the handler, so the model's stream is closed instead of being read to
+    the end for a client that has gone (the model here sends nothing but keep-alives)."""
+    fake.default = Step(text="Bees make honey from nectar.", hold_after=0)
+    app = loaded_app(answer_runtime, llm_url=fake.url, request_timeout_s=1.0)
+    with RunningServer(app) as url:
+        response = httpx.post(url + "/v1/chat/completions", timeout=GUARD_S, json={
+            "messages": [{"role": "user", "content": QUESTION}], "stream": True})
+        assert response.status_code == 504
+        assert fake.aborted.wait(GUARD_S)  # a guard: the fixed server aborts within ~0.1 s
+
+
 def test_api_key_is_required_when_set(answer_runtime):
     app = loaded_app(answer_runtime, api_key="sesame")
     assert call(app, "GET", "/healthz").status_code == 200  # health stays open

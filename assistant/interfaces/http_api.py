@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -143,6 +144,47 @@ class Service:
         return await run_in_threadpool(locked)
 
 
+class RequestTimeout:
+    """A request that has not begun its response within ``seconds`` gets a 504 at once, and its
+    handler is cancelled: the model request it awaits is closed, so the model stops too,
+    instead of answering a client that has gone (work in a worker thread ends when that thread
+    returns; whatever it sends then is dropped).  A response already streaming is not cut."""
+
+    def __init__(self, app, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        begun = anyio.Event()  # the response started, or the handler ended
+        timed_out = False
+
+        async def send_unless_timed_out(message) -> None:
+            if timed_out:
+                return
+            if message["type"] == "http.response.start":
+                begun.set()
+            await send(message)
+
+        async def handle() -> None:
+            try:
+                await self.app(scope, receive, send_unless_timed_out)
+            finally:
+                begun.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(handle)
+            with anyio.move_on_after(self.seconds):
+                await begun.wait()
+            if not begun.is_set():
+                timed_out = True
+                response = APIError(504, f"request took over {self.seconds:g} s",
+                                    "timeout_error", "timeout").response()
+                await response(scope, receive, send)
+                tasks.cancel_scope.cancel()
+
+
 class BodyLimit:
     """Refuse a request body over the limit while it streams in, whether or not it declares
     a Content-Length (a chunked upload could otherwise fill the disk or memory)."""
@@ -222,14 +264,7 @@ def create_app(runtime: Runtime, load_in_background: bool = True, ui: bool = Tru
         return APIError(422, f"invalid request: {first.get('msg', exc)}", param=param,
                         code="invalid_value").response()
 
-    @app.middleware("http")
-    async def _timeout(request: Request, call_next):
-        try:
-            return await asyncio.wait_for(call_next(request), settings.tuning.request_timeout_s)
-        except TimeoutError:
-            return APIError(504, f"request took over {settings.tuning.request_timeout_s:g} s",
-                            "timeout_error", "timeout").response()
-
+    app.add_middleware(RequestTimeout, seconds=settings.tuning.request_timeout_s)
     app.add_middleware(BodyLimit, max_bytes=max_bytes, limit_mb=settings.max_upload_mb)
     origins = cors_origins(settings.cors_origins)
     if origins:
