@@ -1,5 +1,5 @@
 """What the answering and voice-loop benchmarks share: their common flags, the dev corpus
-opened with the local model, and printing plus saving the result."""
+opened with the local model, percentiles, and printing plus saving the result."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from assistant.eval.bench_format import Benchmark, load_benchmark
 from assistant.eval.evaluate import open_index
@@ -35,6 +37,14 @@ def open_bench(args: argparse.Namespace) -> tuple[Benchmark, Runtime, Runtime]:
     base = Runtime(Settings.load(llm_gguf=args.llm, llm_url=""))
     runtime, _ = open_index(bench, base, progress=sys.stderr.isatty())
     return bench, runtime, base
+
+
+def percentiles(values: list[float]) -> dict[str, Any]:
+    """n, p50 and p95 of a stage's values (None for a stage no turn reached)."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None}
+    return {"n": len(values), "p50": round(float(np.percentile(values, 50)), 1),
+            "p95": round(float(np.percentile(values, 95)), 1)}
 
 
 def report(result: dict[str, Any], markdown: Callable[[dict[str, Any]], str],

@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       if "sources" in r["timings"]]
         else:
             values = [r["timings"][stage] for r in rows if stage in r["timings"]]
-        stages[stage] = {"n": len(values), "p50": round(float(np.percentile(values, 50)), 1),
-                         "p95": round(float(np.percentile(values, 95)), 1)}
+        stages[stage] = spoken_turns.percentiles(values)
     return {"benchmark": str(bench.root), "questions": len(queries), "turns": len(rows),
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
             "speculate": settings.tuning.talk_speculate, "read_ahead": not args.no_read_ahead,

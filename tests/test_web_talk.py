@@ -67,6 +67,11 @@ def test_a_spoken_question_gets_transcript_sources_answer_and_speech(collection,
     assert order.index("speech_started") < order.index("transcript") < order.index("sources") \
         < order.index("delta") < order.index("answer_done")
     assert order.index("speech_started") < order.index("speech_stopped")
+    started, stopped = (events[order.index(k)] for k in ("speech_started", "speech_stopped"))
+    # the words end where the endpoint's pause began: the turn's timings count from there
+    assert started["at"] < stopped["speech_end"] < stopped["at"]
+    assert stopped["at"] - stopped["speech_end"] == pytest.approx(
+        collection.settings.vad_end_silence_ms / 1e3, abs=0.031)
     transcript = events[order.index("transcript")]["text"]
     assert "transistor" in transcript.lower()
     sources = events[order.index("sources")]["sources"]

@@ -223,10 +223,12 @@ class TalkSession:
     def _blocks(self) -> Iterator[np.ndarray]:
         """The frames as the loop's blocks; ``speech_started`` and ``speech_stopped`` as the
         loop's turn detection hears speech begin and end (a cough too: it may become no
-        turn)."""
+        turn).  ``speech_stopped`` carries ``speech_end``, where the words ended (its turn's
+        timings count from there), besides ``at``, when the pause that ended it was over."""
         pending = np.zeros(0, np.float32)
         segmenter = self.loop.segmenter
         speaking = False
+        ended: float | None = None  # where the open segment's words ended, once it settled
         while (data := self.frames.get()) is not None:
             samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
             pending = np.concatenate([pending, samples])
@@ -237,8 +239,12 @@ class TalkSession:
                     speaking = segmenter.in_speech
                     if speaking:
                         self.outbox.event("speech_started", at=segmenter.onset_s)
-                    else:
-                        self.outbox.event("speech_stopped", at=segmenter.time_s)
+                    else:  # closed by its pause; else at the longest turn, still speaking
+                        self.outbox.event("speech_stopped", at=segmenter.time_s,
+                                          speech_end=segmenter.time_s if ended is None
+                                          else ended)
+                settled = segmenter.settled_at
+                ended = settled[1] if settled is not None else None
         raise _Ended
 
     async def feed(self, data: bytes) -> None:
