@@ -97,6 +97,20 @@ def test_a_failing_model_falls_back_to_quoting_and_says_why(answer_runtime, fake
     assert len(fake.requests) == 2
 
 
+def test_a_reply_that_is_only_a_source_label_is_replaced_by_a_quote(answer_runtime, fake):
+    fake.default = Step(text='Source [1], "The transistor":')
+    streamed: list[str] = []
+    answer = Answerer(with_llm(answer_runtime, fake.url)).answer(
+        Question(text="Who built the first transistor?"), on_delta=streamed.append)
+    assert answer.mode == "extractive" and "only 'Source [1]" in answer.error
+    assert "gave no answer" in answer.text and "Bardeen" in answer.text
+    assert "".join(streamed).endswith(answer.text)  # the listener gets the quote too
+    fake.default = Step(text="Source [1] says Bardeen and Brattain built it [1].")
+    answered = Answerer(with_llm(answer_runtime, fake.url)).answer(
+        Question(text="Who built the first transistor?"))
+    assert answered.mode == "llm" and answered.error is None  # a real answer is kept
+
+
 def test_empty_or_silent_questions_are_rejected(answer_runtime):
     with pytest.raises(QuestionError, match="empty"):
         Question(text="  ")

@@ -8,6 +8,7 @@ does the whole turn for the CLI and the voice loop, streaming deltas to a callba
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,11 @@ from assistant.retrieval.store.base import Hit
 from assistant.runtime import Runtime
 
 LLM_FAILED_LABEL = "(The language model failed; quoting the best-matching sources instead.)"
+NO_ANSWER_LABEL = ("(The language model named a source but gave no answer; quoting the "
+                   "best-matching sources instead.)")
+# A reply that is only a source's label, as the prompt writes it ('Source [1], "Title"
+# (0.0–18.5 s):'): the 1.5B model gives it for some misheard questions (make demo's).
+LABEL_ONLY = re.compile(r'\s*Source \[\d+\](,\s*"[^"]*")?(\s*\([^)]*\))?\s*:?\s*')
 Mode = Literal["llm", "extractive", "abstained"]
 
 
@@ -159,7 +165,14 @@ class Answerer:
                 return self.finish(prepared, text, "extractive", started, error=str(exc))
         finally:
             stream.close()
-        return self.finish(prepared, "".join(pieces).strip(), "llm", started)
+        text = "".join(pieces).strip()
+        if LABEL_ONLY.fullmatch(text) and not cancelled():
+            quoted = extractive_answer(prepared.question, prepared.sources,
+                                       self.runtime.embedder.embed, NO_ANSWER_LABEL)
+            emit("\n" + quoted)
+            return self.finish(prepared, quoted, "extractive", started,
+                               error=f"the model answered only {text!r}")
+        return self.finish(prepared, text, "llm", started)
 
     def finish(self, prepared: Prepared, text: str, mode: Mode, started: float,
                error: str | None = None) -> Answer:
