@@ -177,8 +177,9 @@ class Tuning:
             (self.embedder_backend in ("ct2", "torch"), "embedder_backend must be ct2 or torch"),
             (self.llm_retries >= 0 and self.llm_timeout_s > 0,
              "llm_retries must be >= 0 and llm_timeout_s > 0"),
-            (min(self.qdrant_retries, self.qdrant_hnsw_m - 1, self.qdrant_upsert_batch - 1,
-                 self.qdrant_hnsw_ef_construct - 4) >= 0 and self.qdrant_timeout_s > 0,
+            (self.qdrant_retries >= 0 and self.qdrant_hnsw_m >= 1
+             and self.qdrant_upsert_batch >= 1 and self.qdrant_hnsw_ef_construct >= 4
+             and self.qdrant_timeout_s > 0,
              "qdrant_retries must be >= 0, hnsw_m and upsert_batch >= 1, hnsw_ef_construct "
              ">= 4 and qdrant_timeout_s > 0"),
             (self.context_tokens >= 1 and self.history_turns >= 0,
