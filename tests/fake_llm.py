@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,6 +44,17 @@ class Step:
     hold_after: int | None = None
 
 
+def _client_left(connection: socket.socket) -> bool:
+    """The client closed its end: the socket reads as end-of-file (it sends nothing else
+    while it waits for an answer)."""
+    if not select.select([connection], [], [], 0)[0]:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 class FakeLLM:
     def __init__(self) -> None:
         self.script: deque[Step] = deque()
@@ -48,6 +62,7 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.aborted = threading.Event()  # a client closed a stream early
         self.holding = threading.Event()  # a request is waiting for ``until`` or is held
+        self.left = threading.Event()  # a client closed a request held by ``until``
         self.closed = threading.Event()
         fake = self
 
@@ -71,7 +86,10 @@ class FakeLLM:
                 step = fake.script.popleft() if fake.script else fake.default
                 if step.until is not None:
                     fake.holding.set()
-                    fake.wait_for(step.until)
+                    fake.wait_for(step.until, lambda: _client_left(self.connection))
+                    if _client_left(self.connection):
+                        fake.left.set()
+                        return
                 # a client that gave up on a held answer may be gone
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._answer(step, body)
@@ -139,10 +157,13 @@ class FakeLLM:
                                         daemon=True)
         self._thread.start()
 
-    def wait_for(self, event: threading.Event) -> None:
-        """Until ``event`` is set, the server closes, or the guard runs out."""
+    def wait_for(self, event: threading.Event, gone: Callable[[], bool] = lambda: False
+                 ) -> None:
+        """Until ``event`` is set, ``gone()`` (the client left), the server closes, or the
+        guard runs out."""
         deadline = time.monotonic() + GUARD_S
-        while not event.wait(0.05) and not self.closed.is_set() and time.monotonic() < deadline:
+        while (not event.wait(0.05) and not gone() and not self.closed.is_set()
+               and time.monotonic() < deadline):
             pass
 
     def close(self) -> None:

@@ -134,3 +134,32 @@ def test_async_stream_cancellation_closes_upstream(fake):
 
     asyncio.run(run())
     assert fake.aborted.wait(GUARD_S)
+
+
+def test_an_abortable_request_closed_from_another_thread_leaves_the_server(fake):
+    """A blocking client closed from another thread would sit in its read until the model
+    answered; the abortable one closes its connection, so the server stops reading the
+    prompt, and the caller gets a clear error at once."""
+    from assistant.answer.chat_client import AbortableChatClient
+
+    never = threading.Event()
+    fake.script.extend([Step(until=never), Step(until=never)])
+    reader = AbortableChatClient(ChatConfig(url=fake.url, retries=0))
+    failed: list[LLMError] = []
+
+    def read() -> None:
+        try:
+            reader.complete(MESSAGES, max_tokens=1)
+        except LLMError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    assert fake.holding.wait(GUARD_S)
+    reader.close()
+    thread.join(GUARD_S)
+    assert not thread.is_alive() and "closed before the model answered" in str(failed[0])
+    assert fake.left.wait(GUARD_S), "the server never saw the client leave"
+    with pytest.raises(LLMError, match="closed before"):  # a closed client sends nothing more
+        reader.complete(MESSAGES)
+    assert len(fake.requests) == 1

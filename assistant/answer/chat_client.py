@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -251,6 +252,51 @@ class AsyncChatClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class AbortableChatClient:
+    """Non-streamed completions that another thread can abort with ``close``.  Closing a
+    blocking httpx client from another thread does not interrupt a read in progress, so the
+    server would never see the caller leave and would go on reading the prompt; here each
+    request runs on an event loop of its own, and ``close`` cancels it there, which closes its
+    connection."""
+
+    def __init__(self, config: ChatConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._closed = False
+        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+
+    def complete(self, messages: list[Message], **params: Any) -> Completion:
+        async def request() -> Completion:
+            client = AsyncChatClient(self.config)
+            try:
+                return await client.complete(messages, **params)
+            finally:
+                await client.aclose()
+
+        loop = asyncio.new_event_loop()
+        try:
+            task = loop.create_task(request())
+            with self._lock:
+                if self._closed:
+                    task.cancel()
+                self._running = (loop, task)
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError as exc:
+            raise LLMError("the request was closed before the model answered") from exc
+        finally:
+            with self._lock:
+                self._running = None
+            loop.close()
+
+    def close(self) -> None:
+        """From any thread: abort the request under way, and any later one."""
+        with self._lock:
+            self._closed = True
+            if self._running is not None:
+                loop, task = self._running
+                loop.call_soon_threadsafe(task.cancel)
 
 
 def _wrap(exc: Exception, config: ChatConfig) -> LLMError:
