@@ -315,3 +315,50 @@ def test_speech_after_a_pause_drops_the_early_retrieval(answer_runtime, speak):
     assert abs(retrieved[-1] - (turn.end + padding - turn.start)) < 0.04
     assert "food" in turn.transcript.lower(), turn.transcript
     assert turn.sources[0]["source"].endswith("honeybees.md")
+
+
+def _trimmed(audio: np.ndarray) -> np.ndarray:
+    """A clip without espeak-ng's leading and trailing silence, so pauses are exact."""
+    loud = np.flatnonzero(np.abs(audio) > 1e-3)
+    return audio[loud[0]:loud[-1] + 1]
+
+
+@pytest.mark.slow
+def test_speech_after_a_pause_drops_the_prompt_read_early(answer_runtime, speak, fake, tmp_path):
+    """The model starts reading a turn's prompt during the endpoint's silence; when the user
+    goes on after a pause that is not an endpoint, that request is closed, and the whole
+    question's prompt is read early instead and answered with the very same messages."""
+    from rich.console import Console
+
+    from assistant.answer.answering import Answerer
+    from assistant.interfaces.talk.screen import RichScreen
+
+    first = _trimmed(speak("Who built the first working transistor"))
+    rest = _trimmed(speak("and what did it replace?"))
+    pause = 0.45  # beyond the 300 ms that settle the first part, short of the 600 ms endpoint
+    audio = np.concatenate([silence(0.5), first, silence(pause), rest, silence(1.5)])
+    path = write_wav(tmp_path / "paused.wav", audio)
+    resumes = 0.5 + (len(first) / SAMPLE_RATE) + pause
+    ends = resumes + len(rest) / SAMPLE_RATE
+    never = threading.Event()  # the first part's early read is held until its client leaves
+    fake.script.extend([Step(until=never), Step(text="-"),
+                        Step(text="Bardeen and Brattain built it; it replaced tubes [1].")])
+    clock = InputClock()
+    loop = TalkLoop(Answerer(sharing_store(answer_runtime, llm_url=fake.url)),
+                    RecordingPlayer(clock), clock, RichScreen(Console(file=io.StringIO())),
+                    options=TalkOptions(read_ahead=True))
+    (turn,) = loop.run(delivered(path, clock, [
+        (resumes, fake.holding.is_set, "the model reading the first part's prompt"),
+        (ends + 0.45, lambda: len(fake.requests) >= 2, "the whole question's prompt read early")]))
+
+    assert fake.left.wait(GUARD_S), "the first part's early read went on after speech resumed"
+    # (a fourth request is the read-ahead of the conversation after the answer)
+    early_part, early_whole, answered = (r["body"] for r in fake.requests[:3])
+    asked = [body["messages"][-1]["content"] for body in (early_part, early_whole)]
+    assert "transistor" in asked[0] and "replace" not in asked[0], asked[0]
+    assert "replace" in asked[1]
+    assert early_part["max_tokens"] == early_whole["max_tokens"] == 1
+    assert not early_whole["stream"] and answered["stream"]
+    assert answered["messages"] == early_whole["messages"]  # what was read is what is answered
+    assert turn.speculative and turn.early_prompt and turn.error is None
+    assert turn.answer == "Bardeen and Brattain built it; it replaced tubes [1]."
