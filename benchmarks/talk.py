@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     options=TalkOptions(barge_in_ms=settings.tuning.barge_in_ms,
                                         max_turn_s=settings.tuning.talk_max_turn_s,
                                         speculate=settings.tuning.talk_speculate,
-                                        read_ahead=False if args.no_read_ahead else None,
-                                        early_prompt=not args.no_early_prompt))
+                                        read_ahead=not args.no_read_ahead))
     records = loop.run(FileInput(str(wav), clock).blocks())
     runtime.close()
     base.close()
@@ -80,9 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"benchmark": str(bench.root), "questions": len(queries), "turns": len(rows),
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
             "speculate": settings.tuning.talk_speculate, "read_ahead": not args.no_read_ahead,
-            "early_prompt": not args.no_early_prompt,
             "speculative": sum(r["speculative"] for r in rows),
-            "prompt_read_early": sum(r["early_prompt"] for r in rows),
             "model": model,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv]),
@@ -95,8 +92,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"{result['questions']} spoken questions from `{result['benchmark']}` as one "
              f"conversation ({result['pause_s']:g} s pauses), {result['turns']} turns detected, "
              f"{result['interrupted']} interrupted, {result['speculative']} retrieved before "
-             f"the endpoint (`Tuning.talk_speculate={str(result['speculate']).lower()}`), "
-             f"{result['prompt_read_early']} with the prompt read early; "
+             f"the endpoint (`Tuning.talk_speculate={str(result['speculate']).lower()}`); "
              f"{result['machine']}", "",
              "| ms from end of speech | p50 | p95 | turns |", "|---|---|---|---|"]
     names = {"endpoint": "endpoint decision", "sources": "sources shown",
@@ -115,8 +111,6 @@ def main() -> None:
     parser.add_argument("--work", default="bench-data/talk", help="where the wav is written")
     parser.add_argument("--no-read-ahead", action="store_true",
                         help="the model does not read the conversation before the next turn")
-    parser.add_argument("--no-early-prompt", action="store_true",
-                        help="the model does not read a turn's prompt before its endpoint")
     args = parser.parse_args()
     spoken_turns.report(run(args), markdown, args.out)
 

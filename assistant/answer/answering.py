@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from assistant.answer.chat_client import AbortableChatClient, ChatClient, LLMError, Message
+from assistant.answer.chat_client import ChatClient, LLMError, Message
 from assistant.answer.context import (
     AudioPart,
     build_messages,
@@ -189,12 +189,6 @@ class Answerer:
         read, so the next turn reads only its own sources and question: the last question and
         answer are read while the user listens and speaks, not after the question ends."""
         chat.complete(read_ahead_messages(self.conversation.messages()), max_tokens=1)
-
-    def read_prompt(self, chat: ChatClient | AbortableChatClient, prepared: Prepared) -> None:
-        """Have the model read a turn's whole prompt before the turn is certain (the voice
-        loop, while the endpoint waits out its silence): the answer's request, with the same
-        messages, then finds all of it in llama.cpp's cache."""
-        chat.complete(prepared.messages, max_tokens=1)
 
     def chat(self) -> ChatClient | None:
         if self._chat is None and self.runtime.llm.config is not None:

@@ -11,13 +11,9 @@ Turn-taking:
 - a turn's retrieval starts before its end: once ``vad_padding_ms`` of silence has followed
   the speech, the audio the turn will hold is final unless the user speaks again, so it is
   retrieved on a thread of its own while the endpoint waits out the rest of its silence
-  (``Speculation``; ``talk_speculate``).  If the user goes on, that result is dropped.
-  Retrievals run one at a time;
-- the model starts early too: once the early retrieval is done, and no answer is still under
-  way (so the conversation is what the turn will hold), the local model reads the turn's
-  prompt, so the answer's request finds it in llama.cpp's cache at the endpoint.  Speech that
-  resumes closes that request, which stops the reading (``early_prompt``).  The turn builds
-  its own prompt when the conversation has changed since;
+  (``Speculation``; ``talk_speculate``).  If the user goes on, that result is dropped.  The
+  prompt is built when the turn starts, with the conversation as it is then, and retrievals
+  run one at a time;
 - a turn ends after ``vad_end_silence_ms`` of silence (or at ``talk_max_turn_s``); bursts with
   less than ``vad_min_speech_ms`` of voiced audio, or with no pitch (coughs, knocks, clicks:
   WebRTC VAD calls some of them speech), never become turns;
@@ -44,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answer.answering import Answer, Answerer, Prepared, Question, QuestionError
-from assistant.answer.chat_client import AbortableChatClient, ChatClient, LLMError, Message
+from assistant.answer.chat_client import ChatClient, LLMError
 from assistant.retrieval.retriever import SearchResult
 from assistant.retrieval.store.base import Hit
 from assistant.settings import Settings
@@ -110,53 +106,32 @@ class TurnRecord:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     speculative: bool = False  # its retrieval ran during the endpoint's silence
-    early_prompt: bool = False  # the model was given its prompt before the endpoint
 
 
 class Speculation:
     """A retrieval started on a settled segment (``SpeechSegmenter.settled``) during the
-    endpoint's trailing silence; the turn that closes with the same audio takes its result.
-    ``read_prompt``, when given, then runs on the same thread: it may keep a prompt built from
-    the result (``keep``) and have the model read it (``attach``), until ``drop``."""
+    endpoint's trailing silence; the turn that closes with the same audio takes its result."""
 
     def __init__(self, segment: SpeechSegment,
-                 retrieve: Callable[[SpeechSegment], SearchResult], one_at_a_time: threading.Lock,
-                 read_prompt: Callable[[Speculation, SearchResult], None] | None = None) -> None:
+                 retrieve: Callable[[SpeechSegment], SearchResult], one_at_a_time: threading.Lock
+                 ) -> None:
         self.segment = segment
         self.dropped = threading.Event()  # the user spoke again: not needed any more
         self._retrieve = retrieve
-        self._read_prompt = read_prompt
         self._lock = one_at_a_time
         self._retrieved: SearchResult | None = None
         self._error: Exception | None = None
-        self._done = threading.Event()  # the retrieval is over (or was skipped)
-        self._prompt_done = threading.Event()  # the early prompt is kept, or will not be
-        self._prepared: tuple[list[Message], Prepared] | None = None  # (history, prompt)
-        self._reader: AbortableChatClient | None = None  # reading the prompt early
-        self._reader_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True, name="s2r-speculate")
         self.thread.start()
 
     def _run(self) -> None:
-        try:
-            self._retrieve_once()
-            if (self._read_prompt is not None and self._retrieved is not None
-                    and not self.dropped.is_set()):
-                self._read_prompt(self, self._retrieved)
-        finally:
-            self._prompt_done.set()
-
-    def _retrieve_once(self) -> None:
-        try:
-            with self._lock:
-                if self.dropped.is_set():  # dropped while an earlier retrieval ran
-                    return
-                try:
-                    self._retrieved = self._retrieve(self.segment)
-                except Exception as exc:  # raised again in the turn that takes the result
-                    self._error = exc
-        finally:
-            self._done.set()
+        with self._lock:
+            if self.dropped.is_set():  # dropped while an earlier retrieval ran
+                return
+            try:
+                self._retrieved = self._retrieve(self.segment)
+            except Exception as exc:  # raised again in the turn that takes the result
+                self._error = exc
 
     def fits(self, segment: SpeechSegment) -> bool:
         """Whether ``segment`` is the audio this retrieval heard (no speech came since)."""
@@ -164,39 +139,11 @@ class Speculation:
             self.segment.start, self.segment.speech_end, len(self.segment.audio))
 
     def result(self) -> SearchResult:
-        self._done.wait()
+        self.thread.join()
         if self._error is not None:
             raise self._error
         assert self._retrieved is not None
         return self._retrieved
-
-    def keep(self, history: list[Message], prepared: Prepared) -> None:
-        self._prepared = (history, prepared)
-        self._prompt_done.set()
-
-    def prepared_for(self, history: list[Message]) -> Prepared | None:
-        """The prompt built early, if it was built on this conversation; waits while it is
-        being built (the turn would build the same)."""
-        self._prompt_done.wait()
-        kept = self._prepared
-        return kept[1] if kept is not None and kept[0] == history else None
-
-    def attach(self, reader: AbortableChatClient) -> bool:
-        """Let ``drop`` close ``reader``; False (and ``reader`` closed) if already dropped."""
-        with self._reader_lock:
-            if self.dropped.is_set():
-                reader.close()
-                return False
-            self._reader = reader
-            return True
-
-    def drop(self) -> None:
-        """Not needed any more: a retrieval not yet started is skipped, one under way finishes
-        unused, and a prompt the model is reading is abandoned (its request closed)."""
-        with self._reader_lock:
-            self.dropped.set()
-            if self._reader is not None:
-                self._reader.close()
 
 
 class Turn:
@@ -227,11 +174,7 @@ class TalkOptions:
     half_duplex: bool = False  # ignore the microphone entirely while the assistant speaks
     max_turn_s: float = 30.0
     speculate: bool = True  # retrieve once the audio is settled, before the endpoint
-    # the model reads ahead (the conversation after each answer, and with ``early_prompt`` the
-    # turn's prompt before its endpoint): None for the local model only, where it costs
-    # nothing but CPU time; True also for an endpoint (a billed request there)
-    read_ahead: bool | None = None
-    early_prompt: bool = True
+    read_ahead: bool = True  # the local model reads the conversation before the next turn
 
     @classmethod
     def from_settings(cls, settings: Settings, **changes: Any) -> TalkOptions:
@@ -326,12 +269,10 @@ class TalkLoop:
                 current.segment.start, current.segment.speech_end)):
             return
         if current is not None:
-            current.drop()
+            current.dropped.set()
         segment = self.segmenter.settled()
-        read_prompt = self._read_prompt_early \
-            if self.options.early_prompt and self._reads_ahead() else None
-        self._speculation = Speculation(segment, self._retrieve_now, self._retrieval,
-                                        read_prompt) if segment else None
+        self._speculation = Speculation(segment, self._retrieve_now, self._retrieval) \
+            if segment else None
 
     def _retrieve(self, segment: SpeechSegment) -> SearchResult:
         with self._retrieval:
@@ -360,8 +301,6 @@ class TalkLoop:
         with turn.lock:
             turn.cancel.set()
             self.player.stop()
-        if turn.speculation is not None:
-            turn.speculation.drop()  # a prompt still being read early is not needed now
         stopped = self.clock()
         if turn.chat is not None:
             turn.chat.close()  # aborts a request still waiting for its first token
@@ -380,7 +319,7 @@ class TalkLoop:
         if speculation is not None and speculation.fits(segment):
             turn.speculation = speculation
         elif speculation is not None:
-            speculation.drop()
+            speculation.dropped.set()
         turn.worker = threading.Thread(target=self._answer, args=(turn,), daemon=True,
                                        name="s2r-turn")
         self._turns.append(turn)
@@ -416,11 +355,7 @@ class TalkLoop:
         for turn in self._turns:
             if turn.worker is not None:
                 turn.worker.join(10)
-        for turn in self._turns:
-            if turn.speculation is not None:
-                turn.speculation.drop()
         if self._speculation is not None:
-            self._speculation.drop()
             self._speculation.thread.join(10)
         if self._reader is not None:
             self._reader.join(10)
@@ -430,16 +365,12 @@ class TalkLoop:
         started = time.perf_counter()
         try:
             question = Question(audio=turn.segment.audio)
-            prepared = None
             if turn.speculation is not None:
                 retrieved = turn.speculation.result()
                 turn.record.speculative = True
-                prepared = turn.speculation.prepared_for(self.answerer.conversation.messages())
-                turn.record.early_prompt = prepared is not None and not prepared.abstain
             else:
                 retrieved = self._retrieve(turn.segment)
-            if prepared is None:
-                prepared = self.answerer.prepare(question, retrieved=retrieved)
+            prepared = self.answerer.prepare(question, retrieved=retrieved)
             self._show_sources(turn, prepared)
             if turn.cancel.is_set():
                 return
@@ -470,20 +401,15 @@ class TalkLoop:
             if turn.chat is not None:
                 turn.chat.close()
 
-    def _reads_ahead(self) -> bool:
-        llm = self.answerer.runtime.llm
-        if llm.config is None or self.options.read_ahead is False:
-            return False
-        return llm.server is not None or self.options.read_ahead is True
-
     def _start_read_ahead(self) -> None:
         """Once an answer is complete, the local model reads the conversation so far on a
         thread of its own (not the turn's, which would count as still answering), while the
         answer plays and the user speaks: the next turn then reads only its own sources and
-        question."""
-        if not self._reads_ahead():
+        question.  Not for remote endpoints, where it would be a billed request."""
+        llm = self.answerer.runtime.llm
+        if not self.options.read_ahead or llm.server is None:
             return
-        reader = ChatClient(self.answerer.runtime.llm.config)
+        reader = ChatClient(llm.config)
 
         def read() -> None:
             try:
@@ -495,30 +421,6 @@ class TalkLoop:
 
         self._reader = threading.Thread(target=read, daemon=True, name="s2r-read-ahead")
         self._reader.start()
-
-    def _read_prompt_early(self, speculation: Speculation, retrieved: SearchResult) -> None:
-        """On the speculation's thread, once its retrieval is done: build the turn's prompt
-        and have the model read it, unless an answer is still being generated (its exchange
-        is not in the conversation yet; one that is only still playing is).  The answer's
-        request, sent at the endpoint, waits for this one in the server's single slot and then
-        finds the prompt in its cache."""
-        last = self._last
-        if last is not None and last.answering and last.speculation is not speculation:
-            return
-        history = self.answerer.conversation.messages()
-        prepared = self.answerer.prepare(Question(audio=speculation.segment.audio),
-                                         history=history, retrieved=retrieved)
-        speculation.keep(history, prepared)
-        if prepared.abstain:
-            return
-        reader = AbortableChatClient(self.answerer.runtime.llm.config)
-        if not speculation.attach(reader):
-            return
-        try:
-            self.answerer.read_prompt(reader, prepared)
-        except LLMError as exc:  # closed by drop(), or failed: the turn reads it itself
-            if not speculation.dropped.is_set():
-                log.info("reading the prompt early failed: %s", exc)
 
     def _show_sources(self, turn: Turn, prepared: Prepared) -> None:
         turn.stamp("sources", self.clock())
