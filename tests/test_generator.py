@@ -158,8 +158,37 @@ def test_an_abortable_request_closed_from_another_thread_leaves_the_server(fake)
     assert fake.holding.wait(GUARD_S)
     reader.close()
     thread.join(GUARD_S)
-    assert not thread.is_alive() and "closed before the model answered" in str(failed[0])
+    assert not thread.is_alive() and "was closed" in str(failed[0])
     assert fake.left.wait(GUARD_S), "the server never saw the client leave"
-    with pytest.raises(LLMError, match="closed before"):  # a closed client sends nothing more
+    with pytest.raises(LLMError, match="was closed"):  # a closed client sends nothing more
         reader.complete(MESSAGES)
     assert len(fake.requests) == 1
+
+
+def test_an_abortable_stream_yields_the_answer_and_stops_when_closed(fake):
+    """The same deltas as the blocking client; closed from another thread before its first
+    token (the model still reading the prompt), the server sees the client leave at once."""
+    from assistant.answer.chat_client import AbortableChatClient
+
+    config = ChatConfig(url=fake.url, retries=0)
+    assert "".join(AbortableChatClient(config).stream(MESSAGES)) == fake.default.text
+    assert fake.requests[-1]["body"]["stream"] is True
+
+    never = threading.Event()
+    fake.script.append(Step(until=never))
+    chat = AbortableChatClient(config)
+    got: list[str | LLMError] = []
+
+    def listen() -> None:
+        try:
+            got.extend(chat.stream(MESSAGES))
+        except LLMError as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    assert fake.holding.wait(GUARD_S)
+    chat.close()
+    thread.join(GUARD_S)
+    assert not thread.is_alive() and len(got) == 1 and "closed" in str(got[0])
+    assert fake.left.wait(GUARD_S), "the model kept reading for a client that left"

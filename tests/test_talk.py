@@ -315,3 +315,34 @@ def test_speech_after_a_pause_drops_the_early_retrieval(answer_runtime, speak):
     assert abs(retrieved[-1] - (turn.end + padding - turn.start)) < 0.04
     assert "food" in turn.transcript.lower(), turn.transcript
     assert turn.sources[0]["source"].endswith("honeybees.md")
+
+
+@pytest.mark.slow
+def test_a_barge_in_stops_a_model_still_reading_the_prompt(answer_runtime, speak, fake,
+                                                           tmp_path):
+    """The user speaks again before the model's first token: its request is closed then (a
+    blocking client would stay in its read until that token, the model's single slot busy),
+    and the new question is answered."""
+    from rich.console import Console
+
+    from assistant.answer.answering import Answerer
+    from assistant.interfaces.talk.screen import RichScreen
+
+    first, second = speak(TURNS[0][0]), speak(TURNS[1][0], voice="en-gb")
+    audio = np.concatenate([silence(0.5), first, silence(1.5), second, silence(2.0)])
+    path = write_wav(tmp_path / "impatient.wav", audio)
+    asks_again = 0.5 + len(first) / SAMPLE_RATE + 1.5
+    never = threading.Event()  # the first answer's model never gets past its prompt
+    fake.script.extend([Step(until=never), Step(text="They perform the waggle dance [1].")])
+    clock = InputClock()
+    loop = TalkLoop(Answerer(sharing_store(answer_runtime, llm_url=fake.url)),
+                    RecordingPlayer(clock), clock, RichScreen(Console(file=io.StringIO())))
+    records = loop.run(delivered(path, clock, [
+        (asks_again, fake.holding.is_set, "the model reading the first question's prompt")]))
+
+    assert fake.left.wait(GUARD_S), "the model went on reading after the barge-in"
+    interrupted, answered = records
+    assert interrupted.interrupted and interrupted.answer == "" and interrupted.error is None
+    assert "first_token" not in interrupted.timings
+    assert answered.answer == "They perform the waggle dance [1]."
+    assert answered.sources[0]["source"].endswith("honeybees.md")

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from assistant.answer.chat_client import ChatClient, LLMError, Message
+from assistant.answer.chat_client import AbortableChatClient, ChatClient, LLMError, Message
 from assistant.answer.context import (
     AudioPart,
     build_messages,
@@ -132,7 +132,8 @@ class Answerer:
             on_prepared(prepared)
         return self.respond(prepared, t0, self.chat(), on_delta)
 
-    def respond(self, prepared: Prepared, started: float, chat: ChatClient | None,
+    def respond(self, prepared: Prepared, started: float,
+                chat: ChatClient | AbortableChatClient | None,
                 on_delta: Callable[[str], None] | None = None,
                 cancelled: Callable[[], bool] = lambda: False) -> Answer:
         """Generate the answer to a prepared turn, streaming deltas to ``on_delta``.  When

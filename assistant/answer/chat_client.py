@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,6 +27,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 DONE = "[DONE]"
 Message = dict[str, Any]
+T = TypeVar("T")
 
 
 class LLMError(RuntimeError):
@@ -255,17 +257,18 @@ class AsyncChatClient:
 
 
 class AbortableChatClient:
-    """Non-streamed completions that another thread can abort with ``close``.  Closing a
-    blocking httpx client from another thread does not interrupt a read in progress, so the
-    server would never see the caller leave and would go on reading the prompt; here each
-    request runs on an event loop of its own, and ``close`` cancels it there, which closes its
-    connection."""
+    """Completions and streams that another thread can abort with ``close``, even before the
+    first byte.  Closing a blocking httpx client from another thread does not interrupt a read
+    in progress: the server never sees the caller leave, and goes on reading the prompt (the
+    voice loop's barge-in would stop the model only at its first token, seconds later, while
+    the next turn waited for the server's one slot).  Here each request runs on an event loop
+    of its own, and ``close`` cancels it there, which closes its connection."""
 
     def __init__(self, config: ChatConfig) -> None:
         self.config = config
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # close() cancels under it
         self._closed = False
-        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+        self._running: set[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = set()
 
     def complete(self, messages: list[Message], **params: Any) -> Completion:
         async def request() -> Completion:
@@ -275,28 +278,73 @@ class AbortableChatClient:
             finally:
                 await client.aclose()
 
-        loop = asyncio.new_event_loop()
+        return self._run(request())
+
+    def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
+        """Yield text deltas as they arrive; closing the iterator, or ``close`` from any
+        thread, ends the request."""
+        deltas: queue.SimpleQueue[str | BaseException | None] = queue.SimpleQueue()
+        running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = []
+
+        async def pump() -> None:
+            client = AsyncChatClient(self.config)
+            try:
+                async for delta in client.stream(messages, **params):
+                    deltas.put(delta)
+            finally:
+                await client.aclose()
+
+        def run() -> None:
+            try:
+                self._run(pump(), running.append)
+                deltas.put(None)
+            except BaseException as exc:  # raised again in the reading thread
+                deltas.put(exc)
+
+        pumping = threading.Thread(target=run, daemon=True, name="s2r-chat-stream")
+        pumping.start()
         try:
-            task = loop.create_task(request())
-            with self._lock:
-                if self._closed:
-                    task.cancel()
-                self._running = (loop, task)
-            return loop.run_until_complete(task)
-        except asyncio.CancelledError as exc:
-            raise LLMError("the request was closed before the model answered") from exc
+            while (item := deltas.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
-            with self._lock:
-                self._running = None
-            loop.close()
+            for entry in running:
+                self._cancel(entry)
+            pumping.join(10)
 
     def close(self) -> None:
-        """From any thread: abort the request under way, and any later one."""
+        """From any thread: abort every request under way, and any later one."""
         with self._lock:
             self._closed = True
-            if self._running is not None:
-                loop, task = self._running
-                loop.call_soon_threadsafe(task.cancel)
+            for entry in list(self._running):
+                self._cancel(entry)
+
+    def _run(self, work: Coroutine[Any, Any, T],
+             started: Callable[[tuple[asyncio.AbstractEventLoop, asyncio.Task]], None]
+             = lambda _entry: None) -> T:
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(work)
+        entry = (loop, task)
+        with self._lock:
+            if self._closed:
+                task.cancel()
+            self._running.add(entry)
+        started(entry)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError as exc:
+            raise LLMError("the request to the model was closed") from exc
+        finally:
+            with self._lock:
+                self._running.discard(entry)
+            loop.close()
+
+    def _cancel(self, entry: tuple[asyncio.AbstractEventLoop, asyncio.Task]) -> None:
+        """Cancel a request if its loop still runs (a closed loop takes no more calls)."""
+        with self._lock:
+            if entry in self._running:
+                entry[0].call_soon_threadsafe(entry[1].cancel)
 
 
 def _wrap(exc: Exception, config: ChatConfig) -> LLMError:

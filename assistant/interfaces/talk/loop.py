@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from assistant.answer.answering import Answer, Answerer, Prepared, Question, QuestionError
-from assistant.answer.chat_client import ChatClient, LLMError
+from assistant.answer.chat_client import AbortableChatClient, ChatClient, LLMError
 from assistant.retrieval.retriever import SearchResult
 from assistant.retrieval.store.base import Hit
 from assistant.settings import Settings
@@ -153,7 +153,7 @@ class Turn:
         self.record.timings["endpoint"] = round((endpoint - segment.speech_end) * 1e3, 1)
         self.cancel = threading.Event()
         self.lock = threading.Lock()  # orders "play this sentence" against "stop everything"
-        self.chat: ChatClient | None = None
+        self.chat: AbortableChatClient | None = None
         self.sources: list[Hit] = []
         self.worker: threading.Thread | None = None
         self.speculation: Speculation | None = None  # its retrieval, started before the endpoint
@@ -375,7 +375,9 @@ class TalkLoop:
             if turn.cancel.is_set():
                 return
             config = self.answerer.runtime.llm.config
-            turn.chat = ChatClient(config) if config is not None else None
+            # a barge-in closes it from the caller's thread: abortable even while the model
+            # is still reading the prompt, so it stops then, not at its first token
+            turn.chat = AbortableChatClient(config) if config is not None else None
             sentences = _SentenceBuffer(lambda s: self._speak(turn, s))
             answer = self.answerer.respond(
                 prepared, started, turn.chat,
