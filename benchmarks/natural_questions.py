@@ -26,6 +26,7 @@ from assistant.eval.wiki_corpus import in_eval_split, load_summaries
 from assistant.speech.audio import SAMPLE_RATE, write_flac
 from assistant.speech.tts import check_voice, synthesize
 
+CONDITIONS = ("clean", "phone")
 QUESTIONS = Path(__file__).resolve().parent / "data" / "natural_questions.jsonl"
 
 
@@ -39,6 +40,24 @@ def load_questions(path: Path = QUESTIONS) -> list[dict[str, str]]:
     return questions
 
 
+def speak_both(out: Path, qid: str, text: str, voice: str) -> str:
+    """``text`` spoken by ``voice`` into ``out/clean`` and, band-limited, ``out/phone``;
+    returns the clip's name in the benchmark."""
+    clean = synthesize(text, voice)
+    name = f"audio/{qid}.flac"
+    for condition, (audio, rate) in {"clean": (clean, SAMPLE_RATE),
+                                     "phone": telephone(clean)}.items():
+        write_flac(out / condition / name, audio, rate)
+    return name
+
+
+def write_queries(out: Path, rows: list[dict]) -> None:
+    """The same query rows for both conditions (only their audio differs)."""
+    for condition in CONDITIONS:
+        (out / condition / "queries.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the clean/ and phone/ benchmarks")
@@ -50,25 +69,19 @@ def main() -> None:
             check_voice(voice)
     corpus = "".join(json.dumps(r, ensure_ascii=False) + "\n"
                      for r in corpus_rows(load_summaries(), []))
-    rows: dict[str, list[dict]] = {"clean": [], "phone": []}
-    for condition in rows:
+    rows: list[dict] = []
+    for condition in CONDITIONS:
         (args.out / condition / "audio").mkdir(parents=True, exist_ok=True)
         (args.out / condition / "corpus.jsonl").write_text(corpus, encoding="utf-8")
     clips = [(i, q, family, members[i % len(members)])
              for i, q in enumerate(questions) for family, members in VOICE_FAMILIES.items()]
     for i, q, family, voice in tqdm(clips, desc="synthesize", disable=args.no_progress):
         qid = f"n{i + 1:03d}-{family}"
-        clean = synthesize(q["question"], voice)
-        for condition, (audio, rate) in {"clean": (clean, SAMPLE_RATE),
-                                         "phone": telephone(clean)}.items():
-            name = f"audio/{qid}.flac"
-            write_flac(args.out / condition / name, audio, rate)
-            rows[condition].append({"id": qid, "audio": name, "text": q["question"],
-                                    "relevant": [q["title"]], "kind": "natural",
-                                    "voice": voice, "family": family})
-    for condition, found in rows.items():
-        (args.out / condition / "queries.jsonl").write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in found), encoding="utf-8")
+        name = speak_both(args.out, qid, q["question"], voice)
+        rows.append({"id": qid, "audio": name, "text": q["question"],
+                     "relevant": [q["title"]], "kind": "natural", "voice": voice,
+                     "family": family})
+    write_queries(args.out, rows)
     print(f"{len(clips)} clips ({len(questions)} questions x {len(VOICE_FAMILIES)} voice families) "
           f"in {args.out}/clean and {args.out}/phone")
 

@@ -19,11 +19,11 @@ import json
 import shutil
 from pathlib import Path
 
+from natural_questions import CONDITIONS, speak_both, write_queries
 from tqdm import tqdm
 
-from assistant.eval.bench_build import EVAL_VOICES, telephone
-from assistant.speech.audio import SAMPLE_RATE, write_flac
-from assistant.speech.tts import check_voice, synthesize
+from assistant.eval.bench_build import EVAL_VOICES
+from assistant.speech.tts import check_voice
 
 MBROLA = ("espeak-ng:mb-us1", "espeak-ng:mb-us2", "espeak-ng:mb-us3", "espeak-ng:mb-en1")
 
@@ -58,24 +58,18 @@ def main() -> None:
     lines = (args.source / "queries.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     questions = distinct_questions(rows)
-    out_rows: dict[str, list[dict]] = {"clean": [], "phone": []}
-    for condition in out_rows:
+    out_rows: list[dict] = []
+    for condition in CONDITIONS:
         (args.out / condition / "audio").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.source / "corpus.jsonl", args.out / condition / "corpus.jsonl")
     spoken = tqdm(questions, desc=f"speak ({args.family})", disable=args.no_progress)
     for i, row in enumerate(spoken):
         voice = voices[i % len(voices)]
         qid = f"{row['id']}-{args.family}"
-        clean = synthesize(row["text"], voice)
-        for condition, (audio, rate) in {"clean": (clean, SAMPLE_RATE),
-                                         "phone": telephone(clean)}.items():
-            name = f"audio/{qid}.flac"
-            write_flac(args.out / condition / name, audio, rate)
-            out_rows[condition].append({**row, "id": qid, "audio": name, "voice": voice,
-                                        "family": args.family})
-    for condition, found in out_rows.items():
-        (args.out / condition / "queries.jsonl").write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in found), encoding="utf-8")
+        name = speak_both(args.out, qid, row["text"], voice)
+        out_rows.append({**row, "id": qid, "audio": name, "voice": voice,
+                         "family": args.family})
+    write_queries(args.out, out_rows)
     print(f"{len(questions)} questions spoken by {args.family} ({', '.join(voices)}) "
           f"in {args.out}/clean and {args.out}/phone")
 

@@ -136,30 +136,38 @@ def test_async_stream_cancellation_closes_upstream(fake):
     assert fake.aborted.wait(GUARD_S)
 
 
+def _closed_while_held(fake: FakeLLM, chat, request) -> list:
+    """What ``request(chat)`` returned or raised on its own thread, when the model holds
+    the request and ``chat`` is closed from this thread; the server must see the client
+    leave."""
+    fake.script.append(Step(until=threading.Event()))  # never answered
+    got: list = []
+
+    def call() -> None:
+        try:
+            got.append(request(chat))
+        except LLMError as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert fake.holding.wait(GUARD_S)
+    chat.close()
+    thread.join(GUARD_S)
+    assert not thread.is_alive(), "the caller was never released"
+    assert fake.left.wait(GUARD_S), "the model kept reading for a client that left"
+    return got
+
+
 def test_an_abortable_request_closed_from_another_thread_leaves_the_server(fake):
     """A blocking client closed from another thread would sit in its read until the model
     answered; the abortable one closes its connection, so the server stops reading the
     prompt, and the caller gets a clear error at once."""
     from assistant.answer.chat_client import AbortableChatClient
 
-    never = threading.Event()
-    fake.script.extend([Step(until=never), Step(until=never)])
     reader = AbortableChatClient(ChatConfig(url=fake.url, retries=0))
-    failed: list[LLMError] = []
-
-    def read() -> None:
-        try:
-            reader.complete(MESSAGES, max_tokens=1)
-        except LLMError as exc:
-            failed.append(exc)
-
-    thread = threading.Thread(target=read)
-    thread.start()
-    assert fake.holding.wait(GUARD_S)
-    reader.close()
-    thread.join(GUARD_S)
-    assert not thread.is_alive() and "was closed" in str(failed[0])
-    assert fake.left.wait(GUARD_S), "the server never saw the client leave"
+    (failed,) = _closed_while_held(fake, reader, lambda c: c.complete(MESSAGES, max_tokens=1))
+    assert isinstance(failed, LLMError) and "was closed" in str(failed)
     with pytest.raises(LLMError, match="was closed"):  # a closed client sends nothing more
         reader.complete(MESSAGES)
     assert len(fake.requests) == 1
@@ -173,22 +181,6 @@ def test_an_abortable_stream_yields_the_answer_and_stops_when_closed(fake):
     config = ChatConfig(url=fake.url, retries=0)
     assert "".join(AbortableChatClient(config).stream(MESSAGES)) == fake.default.text
     assert fake.requests[-1]["body"]["stream"] is True
-
-    never = threading.Event()
-    fake.script.append(Step(until=never))
-    chat = AbortableChatClient(config)
-    got: list[str | LLMError] = []
-
-    def listen() -> None:
-        try:
-            got.extend(chat.stream(MESSAGES))
-        except LLMError as exc:
-            got.append(exc)
-
-    thread = threading.Thread(target=listen)
-    thread.start()
-    assert fake.holding.wait(GUARD_S)
-    chat.close()
-    thread.join(GUARD_S)
-    assert not thread.is_alive() and len(got) == 1 and "closed" in str(got[0])
-    assert fake.left.wait(GUARD_S), "the model kept reading for a client that left"
+    (failed,) = _closed_while_held(fake, AbortableChatClient(config),
+                                   lambda c: "".join(c.stream(MESSAGES)))
+    assert isinstance(failed, LLMError) and "was closed" in str(failed)
