@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -27,7 +27,6 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 DONE = "[DONE]"
 Message = dict[str, Any]
-T = TypeVar("T")
 
 
 class LLMError(RuntimeError):
@@ -257,28 +256,18 @@ class AsyncChatClient:
 
 
 class AbortableChatClient:
-    """Completions and streams that another thread can abort with ``close``, even before the
-    first byte.  Closing a blocking httpx client from another thread does not interrupt a read
-    in progress: the server never sees the caller leave, and goes on reading the prompt (the
-    voice loop's barge-in would stop the model only at its first token, seconds later, while
-    the next turn waited for the server's one slot).  Here each request runs on an event loop
-    of its own, and ``close`` cancels it there, which closes its connection."""
+    """Streams that another thread can abort with ``close``, even before the first byte.
+    Closing a blocking httpx client from another thread does not interrupt a read in
+    progress: the server never sees the caller leave (the voice loop's barge-in would stop
+    the model only at its first token, seconds later, while the next turn waited for the
+    server's one slot).  Here each request runs on an event loop of its own, and ``close``
+    cancels it there, which closes its connection."""
 
     def __init__(self, config: ChatConfig) -> None:
         self.config = config
         self._lock = threading.RLock()  # close() cancels under it
         self._closed = False
         self._running: set[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = set()
-
-    def complete(self, messages: list[Message], **params: Any) -> Completion:
-        async def request() -> Completion:
-            client = AsyncChatClient(self.config)
-            try:
-                return await client.complete(messages, **params)
-            finally:
-                await client.aclose()
-
-        return self._run(request())
 
     def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
         """Yield text deltas as they arrive; closing the iterator, or ``close`` from any
@@ -320,9 +309,8 @@ class AbortableChatClient:
             for entry in list(self._running):
                 self._cancel(entry)
 
-    def _run(self, work: Coroutine[Any, Any, T],
-             started: Callable[[tuple[asyncio.AbstractEventLoop, asyncio.Task]], None]
-             = lambda _entry: None) -> T:
+    def _run(self, work: Coroutine[Any, Any, None],
+             started: Callable[[tuple[asyncio.AbstractEventLoop, asyncio.Task]], None]) -> None:
         loop = asyncio.new_event_loop()
         task = loop.create_task(work)
         entry = (loop, task)
@@ -332,7 +320,7 @@ class AbortableChatClient:
             self._running.add(entry)
         started(entry)
         try:
-            return loop.run_until_complete(task)
+            loop.run_until_complete(task)
         except asyncio.CancelledError as exc:
             raise LLMError("the request to the model was closed") from exc
         finally:
