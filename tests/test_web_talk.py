@@ -88,6 +88,34 @@ def test_a_spoken_question_gets_transcript_sources_answer_and_speech(collection,
     assert "interrupted" not in order
 
 
+def test_two_sessions_each_hear_only_their_own_turns(collection, fake, speak):
+    """A session is its socket: a second page with the same key, talking at the same time,
+    gets its own turns and none of the first one's events (nor can it name the first)."""
+    fake.default = Step(text=ANSWER)
+    questions = {"first": QUESTION, "second": "How do honeybees tell others where food is?"}
+    with RunningServer(collection, llm_url=fake.url, api_key=KEY) as server, \
+            TalkClient(server.url) as first, TalkClient(server.url) as second:
+        clients = {"first": first, "second": second}
+        for name, client in clients.items():
+            client.start()
+            client.send_audio(spoken(speak(questions[name])))
+        for client in clients.values():
+            client.until("answer_done")
+    heard = {name: [e["text"].lower() for e in c.events if e["type"] == "transcript"]
+             for name, c in clients.items()}
+    assert len(heard["first"]) == len(heard["second"]) == 1, heard
+    assert "transistor" in heard["first"][0] and "transistor" not in heard["second"][0]
+    assert "food" in heard["second"][0] and "food" not in heard["first"][0]
+    tops = {name: [e["sources"][0]["source"] for e in c.events if e["type"] == "sources"]
+            for name, c in clients.items()}
+    assert tops["first"][0].endswith("transistor.html")
+    assert tops["second"][0].endswith("honeybees.md")
+    asked = [r["body"]["messages"][-1]["content"].lower().rsplit("question:", 1)[-1]
+             for r in fake.requests]  # each model request carries one session's question
+    assert sorted(("transistor" in a, "food" in a) for a in asked) == [(False, True),
+                                                                          (True, False)]
+
+
 def test_talking_over_the_answer_stops_it_and_becomes_the_next_turn(collection, fake, speak):
     fake.script.append(Step(text=HELD, hold_after=5))  # streams 5 words, then holds
     fake.default = Step(text="Coffee was first grown in Yemen [1].")
