@@ -21,9 +21,6 @@ prompt's prefix reused), 1 as single questions.  Prints Markdown tables, writes 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import random
 import re
 import sys
@@ -93,8 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": str(bench.root), "queries": len(queries), "kinds": args.kinds,
         "turns": args.turns, "seed": args.seed, "model": runtime.llm.description,
         "speech_out": type(speech).__name__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv]),
+        **spoken_turns.provenance(),
         "configs": configs}
     runtime.close()
     base.close()

@@ -10,16 +10,14 @@ clients alternate round by round.  Prints a Markdown table and writes JSON (``--
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import spoken_turns
 
 from assistant.answer.chat_client import AbortableChatClient, ChatClient, ChatConfig, LLMError
 from assistant.answer.local_llm import LocalLLMServer
@@ -87,8 +85,7 @@ def main() -> None:
     result = {"model": server.gguf.name, "threads": server.threads, "rounds": args.rounds,
               "after_s": args.after, "words": args.words,
               "wait_ms": {k: [round(v * 1e3, 1) for v in vs] for k, vs in waits.items()},
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv])}
+              **spoken_turns.provenance()}
     print(f"{server.gguf.name}, {server.threads} threads; close {args.after:g} s into a "
           f"{args.words}-word prompt, then a one-token request\n")
     print("| client | next request answered after the close, p50 / max ms |\n|---|---|")

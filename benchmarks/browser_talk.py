@@ -30,10 +30,8 @@ Prints a Markdown table and writes JSON (``--out``).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -214,8 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"benchmark": str(bench.root), "questions": len(queries), "pause_s": args.pause,
             "model": "scripted OpenAI-compatible server, one fixed answer (tests/fake_llm.py)",
             "speech_out": engine, "browser": Browser.version(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv]),
+            **spoken_turns.provenance(),
             "question_starts_s": [round(s, 2) for s in starts],
             "turns": {"talk": len(talk), "page": len(page)},
             "interrupted": {"talk": sum(r["interrupted"] for r in talk),

@@ -4,7 +4,10 @@ opened with the local model, percentiles, and printing plus saving the result.""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
+import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +40,12 @@ def open_bench(args: argparse.Namespace) -> tuple[Benchmark, Runtime, Runtime]:
     base = Runtime(Settings.load(llm_gguf=args.llm, llm_url=""))
     runtime, _ = open_index(bench, base, progress=sys.stderr.isatty())
     return bench, runtime, base
+
+
+def provenance() -> dict[str, str]:
+    """Where, when and how a result was measured, for its JSON."""
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv])}
 
 
 def percentiles(values: list[float]) -> dict[str, Any]:

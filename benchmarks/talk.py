@@ -12,10 +12,7 @@ latency after the endpoint decision (the goal: within 300 ms), as a Markdown tab
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
-import os
-import platform
 import random
 import sys
 from pathlib import Path
@@ -81,8 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "speculate": settings.tuning.talk_speculate, "read_ahead": not args.no_read_ahead,
             "speculative": sum(r["speculative"] for r in rows),
             "model": model,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "date": dt.date.today().isoformat(), "command": " ".join(["python", *sys.argv]),
+            **spoken_turns.provenance(),
             "question_starts_s": [round(s, 2) for s in starts], "stages_ms": stages,
             "turns_log": rows}
 
