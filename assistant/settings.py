@@ -251,6 +251,10 @@ class Settings:
     # Local model: "" = best bundled one installed ("qwen", then "smollm2"), one of those names,
     # or a path to a GGUF file.  "none" = never start a local model.
     llm_gguf: str = ""
+    # The program that serves it: "" = the llama-server built for this CPU by setup
+    # (scripts/build_llama_server.sh) if there is one, else the prebuilt xllamacpp wheel;
+    # "xllamacpp"; or a path to any llama-server binary.
+    llm_server: str = ""
     llm_max_tokens: int = 256
     llm_send_audio: bool = False  # also send the question's audio (OpenAI input_audio parts)
     answer_top_k: int = 3  # retrieved chunks offered to the model (5: +60 % time to first token)

@@ -54,3 +54,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || { echo "setup: the install is incomplete (see $log)"; exit 1; }
   echo "$want" > "$stamp"
 fi
+
+# llama.cpp's server compiled for this CPU, where that reads prompts faster than the wheel
+bash scripts/build_llama_server.sh

@@ -1,5 +1,6 @@
 """The embedded answer model: resolving the bundled GGUF files and running llama.cpp's
-OpenAI-compatible server (xllamacpp) as a child process that never outlives s2r."""
+OpenAI-compatible server (the xllamacpp wheel, or the llama-server that setup built for this
+CPU) as a child process that never outlives s2r."""
 
 from __future__ import annotations
 
@@ -15,11 +16,38 @@ import httpx
 import pytest
 
 from assistant.answer.chat_client import ChatClient, ChatConfig
-from assistant.answer.local_llm import LocalLLMError, LocalLLMServer
+from assistant.answer.local_llm import (
+    NATIVE_SERVER,
+    LocalLLMError,
+    LocalLLMServer,
+    resolve_llm_server,
+)
 from assistant.models import ModelNotFoundError, _join_checked, resolve_llm_gguf
 from assistant.settings import Settings
 
 GUARD_S = 240  # only keeps a test that fails from hanging: no passing test waits this long
+CPU_HAS_AVX512 = "avx512f" in Path("/proc/cpuinfo").read_text().split()
+# setup builds llama-server for CPUs with AVX-512 (scripts/build_llama_server.sh) unless told not to
+NATIVE_EXPECTED = CPU_HAS_AVX512 and os.environ.get("S2R_LLAMA_BUILD", "auto") != "no"
+# the servers s2r can run: "" is the default choice, the build for this CPU where there is one
+SERVERS = ["xllamacpp", pytest.param("", marks=pytest.mark.skipif(
+    not NATIVE_EXPECTED, reason="no llama-server build for this CPU (it has no AVX-512)"))]
+
+
+def test_the_server_for_this_cpu_is_the_default_where_setup_builds_one():
+    if NATIVE_EXPECTED:
+        assert resolve_llm_server("") == NATIVE_SERVER, "setup did not build llama-server"
+    else:
+        assert resolve_llm_server("") is None
+    assert resolve_llm_server("xllamacpp") is None
+
+
+def test_a_server_that_is_not_a_program_is_a_clear_error(tmp_path):
+    with pytest.raises(LocalLLMError, match="S2R_LLM_SERVER=.*not an executable file"):
+        resolve_llm_server(str(tmp_path / "missing"))
+    (tmp_path / "notes.txt").write_text("not a program")
+    with pytest.raises(LocalLLMError, match="not an executable file"):
+        resolve_llm_server(str(tmp_path / "notes.txt"))
 
 
 def test_bundled_models_resolve(tmp_path):
@@ -39,10 +67,12 @@ def test_bad_model_paths_are_clear_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_corrupt_model_fails_to_start_with_the_server_output(tmp_path):
+@pytest.mark.parametrize("llm_server", SERVERS)
+def test_a_corrupt_model_fails_to_start_with_the_server_output(tmp_path, llm_server):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + bytes(64))
-    server = LocalLLMServer.from_settings(Settings(cache_dir=tmp_path, llm_gguf=str(broken)))
+    server = LocalLLMServer.from_settings(Settings(cache_dir=tmp_path, llm_gguf=str(broken),
+                                                   llm_server=llm_server))
     with pytest.raises(LocalLLMError, match="exited while starting") as failure:
         server.start(timeout_s=60)
     assert "failed to load model" in str(failure.value)  # llama.cpp's own reason
@@ -58,9 +88,11 @@ def test_a_damaged_split_model_is_refused_by_its_checksum(tmp_path):
 
 
 @pytest.mark.slow
-def test_local_server_answers_and_stops(cache_dir):
+@pytest.mark.parametrize("llm_server", SERVERS)
+def test_local_server_answers_and_stops(cache_dir, llm_server):
     server = LocalLLMServer.from_settings(Settings(cache_dir=cache_dir, llm_gguf="smollm2",
-                                                   llm_max_tokens=8))
+                                                   llm_max_tokens=8, llm_server=llm_server))
+    assert (server.server_binary is None) == (llm_server == "xllamacpp")
     with server:
         assert server.url.startswith("http://127.0.0.1:") and server.healthy()
         chat = ChatClient(ChatConfig(url=server.url, model=server.model, max_tokens=8))
@@ -82,6 +114,14 @@ def test_the_small_qwen_is_assembled_from_its_parts_and_answers(cache_dir):
         chat.close()
     assert "Paris" in answer.text
     assert not server.healthy()
+
+
+def descendants_of(pid: int) -> list[int]:
+    """``pid``'s live children, their children, and so on."""
+    found = []
+    for child in children_of(pid):
+        found += [child, *descendants_of(child)]
+    return found
 
 
 def children_of(pid: int) -> list[int]:
@@ -119,23 +159,39 @@ def gone(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_the_model_server_dies_when_its_owner_is_killed_outright(cache_dir):
+@pytest.mark.parametrize("llm_server", SERVERS)
+def test_the_model_server_dies_when_its_owner_is_killed_outright(cache_dir, llm_server):
     owner = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from assistant.answer.local_llm import LocalLLMServer\n"
+         "from assistant.answer.local_llm import LocalLLMServer, resolve_llm_server\n"
          "from assistant.models import resolve_llm_gguf\n"
          "from pathlib import Path\n"
-         "server = LocalLLMServer(resolve_llm_gguf('smollm2', Path(sys.argv[1])), 1, 512)\n"
+         "server = LocalLLMServer(resolve_llm_gguf('smollm2', Path(sys.argv[1])), 1, 512,\n"
+         "                        resolve_llm_server(sys.argv[2]))\n"
          "server.start()\n"
          "print(server._process.pid, flush=True)\n"
-         "time.sleep(600)\n", str(cache_dir)],
+         "time.sleep(600)\n", str(cache_dir), llm_server],
         stdout=subprocess.PIPE, text=True)
     child = int(owner.stdout.readline())
+    serving = [child, *descendants_of(child)]  # a llama-server binary is the child's child
     assert alive(child)  # serving (start() returned once it answered its health check)
     owner.send_signal(signal.SIGKILL)  # no atexit, no finally: only the pipe tells the child
     owner.wait()
-    assert gone(child), "the model server outlived a SIGKILLed owner"
+    for pid in serving:
+        assert gone(pid), "the model server outlived a SIGKILLed owner"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NATIVE_EXPECTED, reason="no llama-server build for this CPU")
+def test_a_llama_server_binary_dies_with_its_keeper_killed_outright(cache_dir):
+    server = LocalLLMServer(resolve_llm_gguf("smollm2", cache_dir), 1, 512, NATIVE_SERVER)
+    with server:
+        keeper = server._process.pid
+        binaries = children_of(keeper)
+        assert len(binaries) == 1
+        os.kill(keeper, signal.SIGKILL)  # the keeper cannot stop it: the kernel must
+        assert gone(binaries[0]), "llama-server outlived the process that ran it"
 
 
 def _free_port() -> int:
@@ -161,7 +217,7 @@ def test_sigterm_to_s2r_serve_leaves_no_model_server(cache_dir, tmp_path):
             except httpx.TransportError:
                 time.sleep(0.5)
         assert ready, "s2r serve did not become ready"
-        children = children_of(serve.pid)
+        children = descendants_of(serve.pid)
         assert children, "s2r serve runs the local model server as its child"
         serve.send_signal(signal.SIGTERM)
         serve.wait(GUARD_S)

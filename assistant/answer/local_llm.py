@@ -1,9 +1,11 @@
-"""The embedded answer model: llama.cpp's OpenAI-compatible server (xllamacpp) as a child process.
+"""The embedded answer model: llama.cpp's OpenAI-compatible server as a child process.
 
 Running the model behind the same HTTP API as a remote endpoint means one client code path for
 both.  The server listens on 127.0.0.1 on a free port, is health-checked before use (its
 ``/v1/models`` answers once the weights are loaded) and is stopped with s2r, however s2r ends:
-the child (``assistant.answer.llm_child``) watches a pipe that only this process holds open.  OpenMP
+the child (``assistant.answer.llm_child``) watches a pipe that only this process holds open.
+The server is the llama-server that setup built for this CPU when there is one (it reads
+prompts about twice as fast as the AVX2-only wheel on an AVX-512 CPU), else xllamacpp.  OpenMP
 is told not to spin: spinning threads collapse llama.cpp to ~1 token/s when other work shares
 the cores.
 """
@@ -31,8 +33,25 @@ STARTUP_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 10.0
 
 
+NATIVE_SERVER = Path(sys.prefix) / "llama.cpp" / "bin" / "llama-server"
+
+
 class LocalLLMError(RuntimeError):
     """The local model server could not be started."""
+
+
+def resolve_llm_server(value: str) -> Path | None:
+    """The llama-server binary to run, or None for the in-process xllamacpp server.
+    ``value``: "" (the build for this CPU if setup made one), "xllamacpp", or a path."""
+    if value == "xllamacpp":
+        return None
+    if not value:
+        return NATIVE_SERVER if os.access(NATIVE_SERVER, os.X_OK) else None
+    path = Path(value).expanduser()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise LocalLLMError(f"S2R_LLM_SERVER={value}: not an executable file (a llama-server "
+                            "binary, or 'xllamacpp')")
+    return path.resolve()
 
 
 def _free_port() -> int:
@@ -44,8 +63,11 @@ def _free_port() -> int:
 class LocalLLMServer:
     """Start with ``start()`` (or ``with``); ``url`` is then the OpenAI base URL."""
 
-    def __init__(self, gguf: Path, threads: int, n_ctx: int) -> None:
+    def __init__(self, gguf: Path, threads: int, n_ctx: int,
+                 server_binary: Path | None = None) -> None:
+        """``server_binary``: a llama-server to run; None runs xllamacpp in-process."""
         self.gguf = gguf
+        self.server_binary = server_binary
         self.model = gguf.stem
         self.threads = threads
         self.n_ctx = n_ctx
@@ -60,12 +82,13 @@ class LocalLLMServer:
         gguf = resolve_llm_gguf(settings.llm_gguf, settings.cache_dir)
         if gguf is None:
             return None
-        if importlib.util.find_spec("xllamacpp") is None:
+        binary = resolve_llm_server(settings.llm_server)
+        if binary is None and importlib.util.find_spec("xllamacpp") is None:
             if settings.llm_gguf:
                 raise LocalLLMError("a local model is configured but xllamacpp (llama.cpp's "
                                     "server) is not installed: pip install 's2r[llm]'")
             return None
-        return cls(gguf, settings.llm_cpu_threads, settings.tuning.llm_n_ctx)
+        return cls(gguf, settings.llm_cpu_threads, settings.tuning.llm_n_ctx, binary)
 
     def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> str:
         if self._process is not None:
@@ -74,8 +97,14 @@ class LocalLLMServer:
         command = [sys.executable, "-m", "assistant.answer.llm_child", "--model", str(self.gguf),
                    "--alias", self.model, "--port", str(port), "--n-ctx", str(self.n_ctx),
                    "--threads", str(self.threads)]
+        if self.server_binary is not None:
+            # unrepacked weights: the build for an AVX-512 CPU reads a prompt 1.3x as fast
+            # (to the first word, that outweighs its slower writing); the AVX2 wheel gains
+            # nothing from it (benchmarks/results/llm-servers.md)
+            command += ["--server", str(self.server_binary), "--no-repack"]
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-        log.info("starting local model %s on port %d", self.gguf.name, port)
+        log.info("starting local model %s on port %d (%s)", self.gguf.name, port,
+                 self.server_binary or "xllamacpp")
         # stdin is the lifeline: the child stops when this end closes (see llm_child)
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.PIPE, env=env)
