@@ -326,6 +326,9 @@ class AbortableChatClient:
         finally:
             with self._lock:
                 self._running.discard(entry)
+            # finalize the async generators a cancelled stream left open (httpx's among them)
+            # while the loop can still run them, as asyncio.run does
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     def _cancel(self, entry: tuple[asyncio.AbstractEventLoop, asyncio.Task]) -> None:
