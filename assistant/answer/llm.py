@@ -27,7 +27,8 @@ class LLMBackend:
         if self.config is None:
             return "none (extractive answers)"
         if self.server is not None:
-            return f"local {self.server.gguf.name} ({self.server.threads} threads)"
+            server = self.server.server_binary or "xllamacpp"
+            return f"local {self.server.gguf.name} ({self.server.threads} threads, {server})"
         return f"{self.config.url} ({self.config.model or 'default model'})"
 
     def close(self) -> None:
