@@ -66,6 +66,22 @@ def test_bad_model_paths_are_clear_errors(tmp_path):
         resolve_llm_gguf(str(tmp_path / "notes.txt"), tmp_path)
 
 
+def test_server_arguments_need_a_server_binary(tmp_path):
+    with pytest.raises(LocalLLMError, match="S2R_LLM_SERVER_ARGS are for a llama-server binary"):
+        LocalLLMServer(tmp_path / "model.gguf", 1, 512, None, ["-ngl", "99"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NATIVE_EXPECTED, reason="no llama-server build for this CPU")
+def test_server_arguments_reach_the_llama_server_binary(cache_dir):
+    settings = Settings(cache_dir=cache_dir, llm_gguf="smollm2",
+                        llm_server_args="--no-such-option 1")
+    server = LocalLLMServer.from_settings(settings)
+    with pytest.raises(LocalLLMError, match="exited while starting") as failure:
+        server.start(timeout_s=60)
+    assert "--no-such-option" in str(failure.value)  # llama-server's own complaint
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("llm_server", SERVERS)
 def test_a_corrupt_model_fails_to_start_with_the_server_output(tmp_path, llm_server):

@@ -56,7 +56,7 @@ def _run_binary(args: argparse.Namespace) -> int:
                "--host", "127.0.0.1", "--port", str(args.port), "--ctx-size", str(args.n_ctx),
                "--parallel", "1", "--threads", str(args.threads),
                "--threads-batch", str(args.threads), "--no-webui",
-               *(["--no-repack"] if args.no_repack else [])]
+               *(["--no-repack"] if args.no_repack else []), *args.server_args]
     try:
         server = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                   preexec_fn=_die_with_this_process)
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--server", help="a llama-server binary to run instead of xllamacpp")
+    parser.add_argument("server_args", nargs="*",
+                        help="after --: more arguments for the llama-server binary")
     parser.add_argument("--no-repack", action="store_true",
                         help="keep llama.cpp from repacking the weights: slower generation, "
                              "but a build for an AVX-512 CPU reads a prompt faster without it")

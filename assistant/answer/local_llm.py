@@ -16,11 +16,13 @@ import atexit
 import importlib.util
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -64,10 +66,15 @@ class LocalLLMServer:
     """Start with ``start()`` (or ``with``); ``url`` is then the OpenAI base URL."""
 
     def __init__(self, gguf: Path, threads: int, n_ctx: int,
-                 server_binary: Path | None = None) -> None:
-        """``server_binary``: a llama-server to run; None runs xllamacpp in-process."""
+                 server_binary: Path | None = None, server_args: Sequence[str] = ()) -> None:
+        """``server_binary``: a llama-server to run, with ``server_args`` added to its command
+        line; None runs xllamacpp in-process."""
+        if server_args and server_binary is None:
+            raise LocalLLMError("S2R_LLM_SERVER_ARGS are for a llama-server binary; the "
+                                "in-process xllamacpp server takes no command line")
         self.gguf = gguf
         self.server_binary = server_binary
+        self.server_args = list(server_args)
         self.model = gguf.stem
         self.threads = threads
         self.n_ctx = n_ctx
@@ -88,7 +95,8 @@ class LocalLLMServer:
                 raise LocalLLMError("a local model is configured but xllamacpp (llama.cpp's "
                                     "server) is not installed: pip install 's2r[llm]'")
             return None
-        return cls(gguf, settings.llm_cpu_threads, settings.tuning.llm_n_ctx, binary)
+        return cls(gguf, settings.llm_cpu_threads, settings.tuning.llm_n_ctx, binary,
+                   shlex.split(settings.llm_server_args))
 
     def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> str:
         if self._process is not None:
@@ -101,7 +109,8 @@ class LocalLLMServer:
             # unrepacked weights: the build for an AVX-512 CPU reads a prompt 1.3x as fast
             # (to the first word, that outweighs its slower writing); the AVX2 wheel gains
             # nothing from it (benchmarks/results/llm-servers.md)
-            command += ["--server", str(self.server_binary), "--no-repack"]
+            command += ["--server", str(self.server_binary), "--no-repack", "--",
+                        *self.server_args]
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         log.info("starting local model %s on port %d (%s)", self.gguf.name, port,
                  self.server_binary or "xllamacpp")
