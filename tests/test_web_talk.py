@@ -92,7 +92,9 @@ def test_two_sessions_each_hear_only_their_own_turns(collection, fake, speak):
     """A session is its socket: a second page with the same key, talking at the same time,
     gets its own turns and none of the first one's events (nor can it name the first)."""
     fake.default = Step(text=ANSWER)
-    questions = {"first": QUESTION, "second": "How do honeybees tell others where food is?"}
+    # (not "How do honeybees tell others where food is?": on some CPUs tiny.en hears
+    # "enemies", and the turn abstains without asking the model)
+    questions = {"first": QUESTION, "second": "What does the waggle dance of the bees tell?"}
     with RunningServer(collection, llm_url=fake.url, api_key=KEY) as server, \
             TalkClient(server.url) as first, TalkClient(server.url) as second:
         clients = {"first": first, "second": second}
@@ -105,14 +107,14 @@ def test_two_sessions_each_hear_only_their_own_turns(collection, fake, speak):
              for name, c in clients.items()}
     assert len(heard["first"]) == len(heard["second"]) == 1, heard
     assert "transistor" in heard["first"][0] and "transistor" not in heard["second"][0]
-    assert "food" in heard["second"][0] and "food" not in heard["first"][0]
+    assert "dance" in heard["second"][0] and "dance" not in heard["first"][0]
     tops = {name: [e["sources"][0]["source"] for e in c.events if e["type"] == "sources"]
             for name, c in clients.items()}
     assert tops["first"][0].endswith("transistor.html")
     assert tops["second"][0].endswith("honeybees.md")
     asked = [r["body"]["messages"][-1]["content"].lower().rsplit("question:", 1)[-1]
              for r in fake.requests]  # each model request carries one session's question
-    assert sorted(("transistor" in a, "food" in a) for a in asked) == [(False, True),
+    assert sorted(("transistor" in a, "dance" in a) for a in asked) == [(False, True),
                                                                           (True, False)]
 
 
