@@ -255,7 +255,9 @@ class Settings:
     # (scripts/build_llama_server.sh) if there is one, else the prebuilt xllamacpp wheel;
     # "xllamacpp"; or a path to any llama-server binary.
     llm_server: str = ""
-    llm_server_args: str = ""  # more arguments for a llama-server binary (shell syntax): -ngl 99
+    # more arguments for a llama-server binary (shell syntax: "-ngl 99"); "" = none, or for
+    # setup's build prompt-lookup drafting (local_llm.NATIVE_SERVER_ARGS), which a value replaces
+    llm_server_args: str = ""
     llm_max_tokens: int = 256
     llm_send_audio: bool = False  # also send the question's audio (OpenAI input_audio parts)
     answer_top_k: int = 3  # retrieved chunks offered to the model (5: +60 % time to first token)

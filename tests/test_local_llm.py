@@ -18,6 +18,7 @@ import pytest
 from assistant.answer.chat_client import ChatClient, ChatConfig
 from assistant.answer.local_llm import (
     NATIVE_SERVER,
+    NATIVE_SERVER_ARGS,
     LocalLLMError,
     LocalLLMServer,
     resolve_llm_server,
@@ -109,6 +110,8 @@ def test_local_server_answers_and_stops(cache_dir, llm_server):
     server = LocalLLMServer.from_settings(Settings(cache_dir=cache_dir, llm_gguf="smollm2",
                                                    llm_max_tokens=8, llm_server=llm_server))
     assert (server.server_binary is None) == (llm_server == "xllamacpp")
+    # setup's build drafts from the prompt (NATIVE_SERVER_ARGS), and answers with it
+    assert server.server_args == ([] if llm_server == "xllamacpp" else list(NATIVE_SERVER_ARGS))
     with server:
         assert server.url.startswith("http://127.0.0.1:") and server.healthy()
         chat = ChatClient(ChatConfig(url=server.url, model=server.model, max_tokens=8))
