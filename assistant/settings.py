@@ -252,12 +252,10 @@ class Settings:
     # or a path to a GGUF file.  "none" = never start a local model.
     llm_gguf: str = ""
     # The program that serves it: "" = the llama-server built for this CPU by setup
-    # (scripts/build_llama_server.sh) if there is one, else the prebuilt xllamacpp wheel;
-    # "xllamacpp"; or a path to any llama-server binary.
+    # (scripts/build_llama_server.sh) with prompt-lookup drafting if there is one, else the
+    # prebuilt xllamacpp wheel; "xllamacpp"; or a llama-server command line, shell syntax
+    # ("/opt/llama.cpp/llama-server -ngl 99").
     llm_server: str = ""
-    # more arguments for a llama-server binary (shell syntax: "-ngl 99"); "" = none, or for
-    # setup's build prompt-lookup drafting (local_llm.NATIVE_SERVER_ARGS), which a value replaces
-    llm_server_args: str = ""
     llm_max_tokens: int = 256
     llm_send_audio: bool = False  # also send the question's audio (OpenAI input_audio parts)
     answer_top_k: int = 3  # retrieved chunks offered to the model (5: +60 % time to first token)

@@ -36,16 +36,19 @@ SERVERS = ["xllamacpp", pytest.param("", marks=pytest.mark.skipif(
 
 
 def test_the_server_for_this_cpu_is_the_default_where_setup_builds_one():
-    if NATIVE_EXPECTED:
-        assert resolve_llm_server("") == NATIVE_SERVER, "setup did not build llama-server"
+    if NATIVE_EXPECTED:  # with prompt-lookup drafting
+        assert resolve_llm_server("") == (NATIVE_SERVER, list(NATIVE_SERVER_ARGS)), \
+            "setup did not build llama-server"
     else:
-        assert resolve_llm_server("") is None
-    assert resolve_llm_server("xllamacpp") is None
+        assert resolve_llm_server("") == (None, [])
+    assert resolve_llm_server("xllamacpp") == (None, [])
+    assert resolve_llm_server("/bin/true -ngl '9 9'") == (Path("/bin/true").resolve(),
+                                                         ["-ngl", "9 9"])
 
 
 def test_a_server_that_is_not_a_program_is_a_clear_error(tmp_path):
-    with pytest.raises(LocalLLMError, match="S2R_LLM_SERVER=.*not an executable file"):
-        resolve_llm_server(str(tmp_path / "missing"))
+    with pytest.raises(LocalLLMError, match="S2R_LLM_SERVER=.*missing is not an executable"):
+        resolve_llm_server(f"{tmp_path / 'missing'} -ngl 99")
     (tmp_path / "notes.txt").write_text("not a program")
     with pytest.raises(LocalLLMError, match="not an executable file"):
         resolve_llm_server(str(tmp_path / "notes.txt"))
@@ -67,16 +70,11 @@ def test_bad_model_paths_are_clear_errors(tmp_path):
         resolve_llm_gguf(str(tmp_path / "notes.txt"), tmp_path)
 
 
-def test_server_arguments_need_a_server_binary(tmp_path):
-    with pytest.raises(LocalLLMError, match="S2R_LLM_SERVER_ARGS are for a llama-server binary"):
-        LocalLLMServer(tmp_path / "model.gguf", 1, 512, None, ["-ngl", "99"])
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not NATIVE_EXPECTED, reason="no llama-server build for this CPU")
 def test_server_arguments_reach_the_llama_server_binary(cache_dir):
     settings = Settings(cache_dir=cache_dir, llm_gguf="smollm2",
-                        llm_server_args="--no-such-option 1")
+                        llm_server=f"{NATIVE_SERVER} --no-such-option 1")
     server = LocalLLMServer.from_settings(settings)
     with pytest.raises(LocalLLMError, match="exited while starting") as failure:
         server.start(timeout_s=60)
@@ -187,7 +185,7 @@ def test_the_model_server_dies_when_its_owner_is_killed_outright(cache_dir, llm_
          "from assistant.models import resolve_llm_gguf\n"
          "from pathlib import Path\n"
          "server = LocalLLMServer(resolve_llm_gguf('smollm2', Path(sys.argv[1])), 1, 512,\n"
-         "                        resolve_llm_server(sys.argv[2]))\n"
+         "                        *resolve_llm_server(sys.argv[2]))\n"
          "server.start()\n"
          "print(server._process.pid, flush=True)\n"
          "time.sleep(600)\n", str(cache_dir), llm_server],

@@ -47,18 +47,22 @@ class LocalLLMError(RuntimeError):
     """The local model server could not be started."""
 
 
-def resolve_llm_server(value: str) -> Path | None:
-    """The llama-server binary to run, or None for the in-process xllamacpp server.
-    ``value``: "" (the build for this CPU if setup made one), "xllamacpp", or a path."""
+def resolve_llm_server(value: str) -> tuple[Path | None, list[str]]:
+    """The llama-server binary to run and its extra arguments; (None, []) for the in-process
+    xllamacpp server.  ``value``: "" (the build for this CPU if setup made one, with
+    ``NATIVE_SERVER_ARGS``), "xllamacpp", or a command line: a path, then any arguments."""
     if value == "xllamacpp":
-        return None
+        return None, []
     if not value:
-        return NATIVE_SERVER if os.access(NATIVE_SERVER, os.X_OK) else None
-    path = Path(value).expanduser()
+        if os.access(NATIVE_SERVER, os.X_OK):
+            return NATIVE_SERVER, list(NATIVE_SERVER_ARGS)
+        return None, []
+    program, *args = shlex.split(value)
+    path = Path(program).expanduser()
     if not (path.is_file() and os.access(path, os.X_OK)):
-        raise LocalLLMError(f"S2R_LLM_SERVER={value}: not an executable file (a llama-server "
-                            "binary, or 'xllamacpp')")
-    return path.resolve()
+        raise LocalLLMError(f"S2R_LLM_SERVER={value}: {program} is not an executable file (a "
+                            "llama-server binary and its arguments, or 'xllamacpp')")
+    return path.resolve(), args
 
 
 def _free_port() -> int:
@@ -73,10 +77,7 @@ class LocalLLMServer:
     def __init__(self, gguf: Path, threads: int, n_ctx: int,
                  server_binary: Path | None = None, server_args: Sequence[str] = ()) -> None:
         """``server_binary``: a llama-server to run, with ``server_args`` added to its command
-        line; None runs xllamacpp in-process."""
-        if server_args and server_binary is None:
-            raise LocalLLMError("S2R_LLM_SERVER_ARGS are for a llama-server binary; the "
-                                "in-process xllamacpp server takes no command line")
+        line; None runs xllamacpp in-process (and takes no arguments)."""
         self.gguf = gguf
         self.server_binary = server_binary
         self.server_args = list(server_args)
@@ -94,14 +95,12 @@ class LocalLLMServer:
         gguf = resolve_llm_gguf(settings.llm_gguf, settings.cache_dir)
         if gguf is None:
             return None
-        binary = resolve_llm_server(settings.llm_server)
+        binary, args = resolve_llm_server(settings.llm_server)
         if binary is None and importlib.util.find_spec("xllamacpp") is None:
             if settings.llm_gguf:
                 raise LocalLLMError("a local model is configured but xllamacpp (llama.cpp's "
                                     "server) is not installed: pip install 's2r[llm]'")
             return None
-        args = shlex.split(settings.llm_server_args) if settings.llm_server_args else \
-            list(NATIVE_SERVER_ARGS if binary == NATIVE_SERVER else ())
         return cls(gguf, settings.llm_cpu_threads, settings.tuning.llm_n_ctx, binary, args)
 
     def start(self, timeout_s: float = STARTUP_TIMEOUT_S) -> str:
