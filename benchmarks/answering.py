@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+import httpx
 import numpy as np
 import spoken_turns
 
@@ -38,6 +39,7 @@ from assistant.speech.audio import decode_audio
 from assistant.text import normalize_words
 
 IDK = "don't know"
+JUDGE = "\n\nDo these sources state the answer to the question? Reply yes or no."
 THRESHOLDS = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 SENTENCE_DONE = re.compile(r"[.!?](\s|$)")
 # words a title's key phrase does not need ("Battle of Hastings" -> battle, hastings)
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for turn, (query, clip) in enumerate(zip(queries[start:start + args.turns],
                                                          clips[start:start + args.turns],
                                                          strict=True)):
-                    rows.append(ask(answerer, speech, query, clip, turn))
+                    rows.append(ask(answerer, speech, query, clip, turn, args.judge))
                     print(f"top_k {top_k} budget {budget} [{len(rows)}/{len(queries)}] "
                           f"{rows[-1]['first_token_ms']:.0f} ms "
                           f"{'ok' if rows[-1]['correct'] else 'WRONG'}: {rows[-1]['answer']!r}",
@@ -97,9 +99,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def judge(answerer: Answerer, messages: list[dict[str, Any]]) -> float:
+    """The model's own judgement, after the timed answer: P(yes) that the sources it was shown
+    state the answer (the prompt with one question added; its prefix is in llama.cpp's cache)."""
+    config = answerer.runtime.llm.config
+    asked = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + JUDGE}]
+    body = config.body(asked, stream=False, max_tokens=1, temperature=0.0, logprobs=True,
+                       top_logprobs=10)
+    reply = httpx.post(config.endpoint, json=body, headers=config.headers(), timeout=120).json()
+    first = reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    odds = {"yes": 0.0, "no": 0.0}
+    for candidate in first:
+        word = candidate["token"].strip().lower()
+        if word in odds:
+            odds[word] += float(np.exp(candidate["logprob"]))
+    return round(odds["yes"] / max(odds["yes"] + odds["no"], 1e-9), 4)
+
+
 def ask(answerer: Answerer, speech: SpeechEngine, query: Query, clip: np.ndarray,
-        turn: int) -> dict[str, Any]:
-    """One spoken turn, timed from the end of its audio."""
+        turn: int, judging: bool = False) -> dict[str, Any]:
+    """One spoken turn, timed from the end of its audio; with ``judging``, the model's own
+    judgement of its sources afterwards (``judge_yes``)."""
     seen: dict[str, float] = {}
     text: list[str] = []
 
@@ -114,6 +134,7 @@ def ask(answerer: Answerer, speech: SpeechEngine, query: Query, clip: np.ndarray
     prepared = answerer.prepare(question, retrieved=retrieved)
     answer = answerer.respond(prepared, t0, answerer.chat(), on_delta)
     done = time.perf_counter()
+    judged = judge(answerer, prepared.messages) if judging else None
     scores = [h.score for h in retrieved.hits] + [0.0, 0.0]
     first_sentence = SENTENCE_DONE.split(answer.text, maxsplit=1)[0]
     t_speak = time.perf_counter()
@@ -135,7 +156,8 @@ def ask(answerer: Answerer, speech: SpeechEngine, query: Query, clip: np.ndarray
         "sources_ms": round(t["retrieve"], 1),
         "first_token_ms": round(t.get("first_token", t["total"]), 1),
         "first_audio_ms": round(sentence_ms + synth_ms, 1),
-        "total_ms": round(t["total"], 1), "error": answer.error}
+        "total_ms": round(t["total"], 1), "error": answer.error,
+        **({"judge_yes": judged} if judged is not None else {})}
 
 
 def tradeoff(rows: list[dict[str, Any]], signal: str = "relevance") -> list[dict[str, Any]]:
@@ -172,7 +194,9 @@ def summarise(top_k: int, budget: int, rows: list[dict[str, Any]]) -> dict[str, 
             "correct": share("correct"), "relevant_in_sources": share("relevant_in_sources"),
             "cited_relevant": share("cited_relevant"), "i_dont_know": share("i_dont_know"),
             "tradeoff": [*tradeoff(rows), *tradeoff(rows, "top_score"),
-                         *tradeoff(rows, "margin")], "rows": rows}
+                         *tradeoff(rows, "margin"),
+                         *(tradeoff(rows, "judge_yes") if "judge_yes" in rows[0] else [])],
+            "rows": rows}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -215,6 +239,9 @@ def main() -> None:
                         help="comma-separated sources per prompt to compare (default 3)")
     parser.add_argument("--context-tokens", type=lambda s: [int(k) for k in s.split(",")],
                         default=[1500], help="comma-separated source budgets (default 1500)")
+    parser.add_argument("--judge", action="store_true",
+                        help="also ask the model, after each timed answer, whether its sources "
+                             "state the answer: an abstention signal (judge_yes)")
     args = parser.parse_args()
     spoken_turns.report(run(args), markdown, args.out)
 
