@@ -83,6 +83,24 @@ def test_non_streaming_answer_and_conversation_history(answer_runtime, fake):
     assert "Question: What was it made of?" in sent[-1]["content"]
 
 
+def test_a_reply_that_is_only_a_source_label_is_quoted_over_http_too(answer_runtime, fake):
+    fake.default = Step(text='Source [1], "The transistor":')
+    app = loaded_app(answer_runtime, llm_url=fake.url)
+    response = call(app, "POST", "/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Who built the first transistor?"}]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    content = body["choices"][0]["message"]["content"]
+    assert "gave no answer" in content and "Bardeen" in content
+    assert body["s2r"]["mode"] == "extractive"
+    streamed = call(app, "POST", "/v1/chat/completions", json={
+        "stream": True, "messages": [{"role": "user", "content": "Who built the transistor?"}]})
+    text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content", "")
+                   for e in streamed.text.split("\n\n") if e and e != "data: [DONE]")
+    assert text.startswith('Source [1], "The transistor":\n')  # streamed before it was known
+    assert "gave no answer" in text and "Bardeen" in text
+
+
 @pytest.mark.parametrize("fault", ["503", "down", "slow", "garbage"])
 def test_a_failing_model_is_502_with_the_sources_within_the_timeout(answer_runtime, fake, fault):
     """Down, slow, overloaded or talking nonsense: the retrieved sources still come back.

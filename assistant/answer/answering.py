@@ -167,13 +167,21 @@ class Answerer:
         finally:
             stream.close()
         text = "".join(pieces).strip()
-        if LABEL_ONLY.fullmatch(text) and not cancelled():
-            quoted = extractive_answer(prepared.question, prepared.sources,
-                                       self.runtime.embedder.embed, NO_ANSWER_LABEL)
+        quoted = None if cancelled() else self.quote_if_label_only(prepared, text)
+        if quoted is not None:
             emit("\n" + quoted)
             return self.finish(prepared, quoted, "extractive", started,
                                error=f"the model answered only {text!r}")
         return self.finish(prepared, text, "llm", started)
+
+    def quote_if_label_only(self, prepared: Prepared, text: str) -> str | None:
+        """Small models sometimes reply with a source's label alone ('Source [1], "Coffee":'):
+        then the sentences of the sources closest to the question, labelled as a quotation,
+        stand in for the answer; None for a real answer."""
+        if not LABEL_ONLY.fullmatch(text.strip()):
+            return None
+        return extractive_answer(prepared.question, prepared.sources,
+                                 self.runtime.embedder.embed, NO_ANSWER_LABEL)
 
     def finish(self, prepared: Prepared, text: str, mode: Mode, started: float,
                error: str | None = None) -> Answer:

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -361,13 +361,18 @@ def create_app(runtime: Runtime, load_in_background: bool = True, ui: bool = Tru
                 completion = await service.chat.complete(prepared.messages, **params)
             except LLMError as exc:
                 raise reply.upstream_error(exc) from exc
+            quoted = await service.run(service.answerer().quote_if_label_only, prepared,
+                                       completion.text)
+            if quoted is not None:  # as s2r ask and s2r talk do
+                return reply.json(quoted, "extractive", completion.usage)
             return reply.json(completion.text, "llm", completion.usage)
         deltas = service.chat.stream(prepared.messages, **params)
         try:
             first = await anext(deltas, "")
         except LLMError as exc:
             raise reply.upstream_error(exc) from exc
-        return reply.stream_deltas(first, deltas)
+        return reply.stream_deltas(first, deltas, lambda text: service.run(
+            service.answerer().quote_if_label_only, prepared, text))
 
     @app.post("/v1/retrieve", dependencies=guarded,
               summary="ranked chunks for a typed question (JSON or form field `query`) or a "
@@ -574,12 +579,19 @@ class _Reply:
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    def stream_deltas(self, first: str, rest: AsyncIterator[str]) -> StreamingResponse:
+    def stream_deltas(self, first: str, rest: AsyncIterator[str],
+                      instead: Callable[[str], Awaitable[str | None]]) -> StreamingResponse:
+        """``instead(answer)``: what to add once the answer is complete, if anything (a quote
+        in place of a reply that was only a source label)."""
         async def pieces() -> AsyncIterator[str]:
+            text = first
             if first:
                 yield first
             async for piece in rest:
+                text += piece
                 yield piece
+            if (quoted := await instead(text)) is not None:
+                yield "\n" + quoted
 
         return self._events(pieces(), "llm")
 
