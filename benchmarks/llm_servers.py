@@ -87,7 +87,7 @@ def main() -> None:
                         help="the llama-server built for this CPU (default: setup's build)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sources", type=int, default=5,
-                        help="sources in the prompt (5: about 650 tokens; 1: about 190)")
+                        help="sources in the prompt (5: 535 tokens with Qwen2.5; 1: 275)")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--out")
     args = parser.parse_args()
