@@ -188,6 +188,11 @@ class Browser:
                         return a && a.readyState >= 1 && !a.paused ? a.duration : null; })()""",
             lambda v: v is not None, "the cited span playing")
 
+    def space(self, down: bool) -> None:
+        """Press (``down``) or release the space bar, as a user holding it to talk would."""
+        self.call("Input.dispatchKeyEvent", type="keyDown" if down else "keyUp", code="Space",
+                  key=" ", windowsVirtualKeyCode=32, nativeVirtualKeyCode=32)
+
     def timeline(self) -> list[dict[str, Any]]:
         """``window.s2rTimeline``: what the page did, in order (``timeline=True``)."""
         return self.evaluate("window.s2rTimeline") or []

@@ -1,7 +1,8 @@
 """The voice page in a real browser: headless Chromium, its microphone a recorded question
 (``--use-file-for-fake-audio-capture``), against s2r on a real loopback socket.  The page
 opens hands-free (``?auto=1``), streams the question over /v1/talk and shows what comes back;
-the test reads the page through the DevTools protocol (tests/browser_harness.py).
+the test reads the page through the DevTools protocol (tests/browser_harness.py).  The
+push-to-talk test holds the space bar instead, over one of two recorded questions.
 
 Nothing is timed: the tests wait for what the page shows, ``GUARD_S`` only keeps a broken
 page from hanging them.  The recordings play in real time, so the barge-in test leaves the
@@ -11,12 +12,13 @@ answer seconds to start before the second question (see ``BARGE_IN_GAP_S``).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from assistant.speech.audio import write_wav
+from assistant.speech.audio import SAMPLE_RATE, write_wav
 from tests.browser_harness import CHROMIUM, Browser
 from tests.conftest import silence
 from tests.fake_llm import GUARD_S, Step
@@ -38,6 +40,9 @@ HELD = LONG_SENTENCE + " Shockley then designed the junction transistor [1]."
 # comes about 0.7 s after the end of the question, so it has seconds to spare on a loaded
 # machine, and it is still playing when the second question interrupts it.
 BARGE_IN_GAP_S = 5.0
+# Seconds between the question said with the space bar up and the one said holding it: the
+# bar goes down halfway, so the microphone may start up to half of it late.
+PUSH_GAP_S = 5.0
 
 
 def microphone(path, *parts: np.ndarray):
@@ -98,6 +103,37 @@ def test_talking_over_the_spoken_answer_stops_it_in_the_page(collection, fake, s
     assert "coffee" in second["heard"].lower(), page  # the interruption is the next turn
     assert second["answer"] == ANSWER and not second["interrupted"], page
     assert page["audioChunks"] >= 2  # the second answer was spoken too
+
+
+def test_push_to_talk_hears_only_what_is_said_while_the_space_bar_is_held(collection, fake,
+                                                                         speak, tmp_path):
+    """The microphone plays two questions; the space bar is held only over the second.  The
+    first must never reach the server (the page sends silence while the bar is up), and the
+    release must end the turn."""
+    fake.default = Step(text=ANSWER)
+    unheld, held = speak(FIRST_QUESTION), speak(QUESTION)
+    seconds = [len(clip) / SAMPLE_RATE for clip in (unheld, held)]
+    mic = microphone(tmp_path / "push-to-talk.wav", unheld, silence(PUSH_GAP_S), held)
+    with RunningServer(collection, llm_url=fake.url, api_key=KEY) as server, \
+            Browser(mic, tmp_path / "profile") as browser:
+        browser.open(f"{server.url}/?key={KEY}")
+        browser.space(True)  # the first press opens the microphone and the session
+        browser.wait_for("mic !== null && socket !== null && socket.ready === true", bool,
+                         "the microphone open and the session ready")
+        opened = time.monotonic()  # the recording started playing a little before this
+        browser.space(False)
+        # hold from the middle of the gap until well after the second question has ended
+        time.sleep(max(0.0, opened + 1.0 + seconds[0] + PUSH_GAP_S / 2 - time.monotonic()))
+        browser.space(True)
+        time.sleep(PUSH_GAP_S / 2 + seconds[1] + 1.5)
+        browser.space(False)
+        page = browser.wait_for_page(answered(1), "the held question answered")
+        time.sleep(1.0)  # a stray second turn would show up by now
+        page = browser.page()
+    assert len(page["turns"]) == 1, page
+    heard = page["turns"][0]["heard"].lower()
+    assert "coffee" in heard and "transistor" not in heard, page
+    assert page["turns"][0]["answer"] == ANSWER, page
 
 
 def test_the_bundled_local_model_answers_in_the_page(collection, local_llm, speak, tmp_path):
