@@ -6,11 +6,11 @@ FROM python:3.11-slim-bookworm
 # --build-arg PIP_EXTRA_INDEX_URL=<a CPU wheel index> to get the small CPU build.
 ARG TORCH_SPEC=torch==2.13.0
 ARG PIP_EXTRA_INDEX_URL=""
-# server: `s2r serve`; llm: llama.cpp's server (built here, hence the compilers); qwen: the
-# local answer model. --build-arg EXTRAS=server gives a small image that needs S2R_LLM_URL.
+# server: `s2r serve`; llm: llama.cpp's server (the prebuilt xllamacpp wheel, portable to any
+# x86-64 CPU with AVX2: the image builds nothing); qwen: the local answer model.
+# --build-arg EXTRAS=server gives a small image that needs S2R_LLM_URL.
 ARG EXTRAS=server,llm,qwen
-ENV PIP_NO_CACHE_DIR=1 PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} \
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+ENV PIP_NO_CACHE_DIR=1 PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL}
 RUN pip install "${TORCH_SPEC}"
 
 WORKDIR /app
@@ -18,11 +18,7 @@ COPY pyproject.toml README.md ./
 COPY assistant assistant
 COPY connectors connectors
 COPY prompts prompts
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential cmake \
- && pip install ".[${EXTRAS}]" \
- && apt-get purge -y build-essential cmake && apt-get autoremove -y \
- && rm -rf /var/lib/apt/lists/*
+RUN pip install ".[${EXTRAS}]"
 
 ENV S2R_DATA_DIR=/var/lib/s2r S2R_CACHE_DIR=/var/cache/s2r
 VOLUME ["/var/lib/s2r", "/var/cache/s2r"]
