@@ -37,10 +37,12 @@ Observer = Callable[[str, bool, Query, Any, str | None], None]
 
 
 def run_paired(retriever: Retriever, systems: list[str], queries: list[Query], desc: str,
-               without: Settings, with_: Settings, observe: Observer | None = None
-               ) -> PairedRuns:
+               without: Settings, with_: Settings, observe: Observer | None = None,
+               switch: Callable[[bool], None] | None = None) -> PairedRuns:
     """Each query through every system under ``without`` and ``with_`` (swapped into the
-    retriever's runtime), the order alternating from one query to the next."""
+    retriever's runtime), the order alternating from one query to the next.  ``switch``
+    (called with the variant) changes what a swap of settings cannot: a part the runtime
+    built once from them."""
     run = {system: system_runner(system, retriever) for system in systems}
     runs = PairedRuns({(s, v): [] for s in systems for v in VARIANTS},
                       {(s, v): [] for s in systems for v in VARIANTS})
@@ -49,6 +51,8 @@ def run_paired(retriever: Retriever, systems: list[str], queries: list[Query], d
         for system in systems:
             for variant in VARIANTS if i % 2 else VARIANTS[::-1]:
                 retriever.runtime.settings = with_ if variant else without
+                if switch:
+                    switch(variant)
                 started = time.perf_counter()
                 result, heard = run[system](audio, query.text)
                 runs.ms[system, variant].append((time.perf_counter() - started) * 1e3)
