@@ -46,13 +46,22 @@ SENTENCE_DONE = re.compile(r"[.!?](\s|$)")
 MINOR = {"a", "an", "the", "of", "and", "in", "on", "for", "to", "de", "la", "le", "von", "van"}
 
 
+def singular(word: str) -> str:
+    """A word without a possessive's "'s" or a plural's final "s", so "pterosaurs" names
+    "Pterosaur" and "Python's" names "Python"."""
+    word = re.sub(r"['’]s$", "", word)
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") \
+        else word
+
+
 def key_words(title: str) -> set[str]:
-    """The content words of a title, without its disambiguation ("Mercury (planet)")."""
-    return set(normalize_words(re.sub(r"\s*\(.*?\)", "", title))) - MINOR
+    """The content words of a title, without its disambiguation ("Mercury (planet)"), in the
+    singular."""
+    return {singular(w) for w in normalize_words(re.sub(r"\s*\(.*?\)", "", title))} - MINOR
 
 
 def is_correct(answer: str, titles: set[str]) -> bool:
-    words = set(normalize_words(answer))
+    words = {singular(w) for w in normalize_words(answer)}
     return any(key_words(title) <= words for title in titles)
 
 
