@@ -231,6 +231,15 @@ def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
     assert spoken == ["Bees dance [1].", "They share food [2]!"]
     buffer.flush()
     assert spoken[-1] == "And more"
+    cited: list[str] = []
+    buffer = _SentenceBuffer(cited.append)
+    for delta in ["Smallpox", " [", "1", "]."]:  # a cited stop ends it: no abbreviation does
+        buffer.add(delta)
+    assert cited == ["Smallpox [1]."]
+    buffer.add(" It was eradicated in 1980 [1")
+    assert cited == ["Smallpox [1]."]
+    buffer.flush()
+    assert cited[-1] == "It was eradicated in 1980 [1"
     assert speakable("Bees dance [1][2].") == "Bees dance."
     assert speakable("Bees dance. Source [1]") == "Bees dance."
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -61,6 +62,8 @@ DRAIN_TIMEOUT_S = 120.0
 # Voiced (pitched) time a sound needs to be a turn or a barge-in: WebRTC VAD alone takes a
 # cough or a knock for speech, but those carry no pitch.
 MIN_PITCHED_MS = 90
+# A sentence that ends with a citation and a stop ("Smallpox [1]."), closing quotes allowed.
+CITED_END = re.compile(r"\[\d{1,2}\][.!?…][\"'”’)]*\s*$")
 
 
 class Screen(Protocol):
@@ -467,16 +470,21 @@ class _SentenceBuffer:
 
     def add(self, delta: str) -> None:
         """A sentence is complete once the next one has begun: its first letter tells "Dr."
-        from an ending (``split_sentences``)."""
+        from an ending (``split_sentences``).  One that ends with a citation ("… [1].") is
+        complete at its stop, as no abbreviation ends so: the model's next token (often the
+        end of the answer) is not waited for."""
         self.text += delta
         *done, rest = split_sentences(self.text) or [""]
         if done:
             trailing = self.text[len(self.text.rstrip()):]
             self.text = rest + trailing
+        if CITED_END.search(rest):
+            done.append(rest)
+            self.text = ""
         for sentence in done:
             self.on_sentence(sentence)
 
     def flush(self) -> None:
         if self.text.strip():
-            self.on_sentence(self.text)
+            self.on_sentence(self.text.strip())
         self.text = ""
