@@ -45,8 +45,8 @@ fail() {
 }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then
-  { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq cmake g++; } >>"$log" 2>&1 || fail "cmake and g++ could not be installed"
+  { as_root apt-get -o DPkg::Lock::Timeout=600 update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get -o DPkg::Lock::Timeout=600 install -y -qq cmake g++; } >>"$log" 2>&1 || fail "cmake and g++ could not be installed"
 fi
 .venv/bin/python -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" \
   -d "$work" >>"$log" 2>&1 || fail "the source could not be downloaded"
