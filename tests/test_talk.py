@@ -163,6 +163,7 @@ def test_recorded_conversation_through_the_loop(conversation, runtime, fake, tmp
         assert record["sources"][0]["source"].endswith(source), record
         assert record["timings"]["endpoint"] > 0
         assert record["timings"]["sources"] >= record["timings"]["endpoint"]
+        assert record["timings"]["retrieved"] <= record["timings"]["sources"]
         assert record["timings"]["first_audio"] >= record["timings"]["first_token"]
 
     # the second question barged in: answer 1 stopped (playback and generation) within
@@ -302,6 +303,7 @@ def test_a_turn_is_retrieved_before_its_endpoint(answer_runtime, speak):
     (early,), retrieved_early = _turns(answer_runtime, audio, speculate=True)
     (late,), retrieved_late = _turns(answer_runtime, audio, speculate=False)
     assert early.speculative and not late.speculative
+    assert "retrieved" in early.timings and "retrieved" in late.timings
     assert retrieved_early == retrieved_late  # once each, the same audio
     assert early.error is None and "food" in early.transcript.lower()
     assert early.transcript == late.transcript and early.sources == late.sources

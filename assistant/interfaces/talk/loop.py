@@ -104,7 +104,7 @@ class TurnRecord:
     answer: str = ""
     interrupted: bool = False
     interrupted_at: float | None = None  # seconds into the input: the interrupting speech began
-    # ms from the end of speech: endpoint, sources, first_token, first_audio; for an
+    # ms from the end of speech: retrieved, endpoint, sources, first_token, first_audio; for an
     # interrupted turn also barge_in_stop (ms from the interrupting speech to silence)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -116,12 +116,14 @@ class Speculation:
     endpoint's trailing silence; the turn that closes with the same audio takes its result."""
 
     def __init__(self, segment: SpeechSegment,
-                 retrieve: Callable[[SpeechSegment], SearchResult], one_at_a_time: threading.Lock
-                 ) -> None:
+                 retrieve: Callable[[SpeechSegment], SearchResult], one_at_a_time: threading.Lock,
+                 clock: Callable[[], float]) -> None:
         self.segment = segment
+        self.retrieved_at: float | None = None  # on ``clock``: the head start it gave
         self.dropped = threading.Event()  # the user spoke again: not needed any more
         self._retrieve = retrieve
         self._lock = one_at_a_time
+        self._clock = clock
         self._retrieved: SearchResult | None = None
         self._error: Exception | None = None
         self.thread = threading.Thread(target=self._run, daemon=True, name="s2r-speculate")
@@ -133,6 +135,7 @@ class Speculation:
                 return
             try:
                 self._retrieved = self._retrieve(self.segment)
+                self.retrieved_at = self._clock()
             except Exception as exc:  # raised again in the turn that takes the result
                 self._error = exc
 
@@ -274,7 +277,8 @@ class TalkLoop:
         if current is not None:
             current.dropped.set()
         segment = self.segmenter.settled()
-        self._speculation = Speculation(segment, self._retrieve_now, self._retrieval) \
+        self._speculation = Speculation(segment, self._retrieve_now, self._retrieval,
+                                        self.clock) \
             if segment else None
 
     def _retrieve(self, segment: SpeechSegment) -> SearchResult:
@@ -371,8 +375,10 @@ class TalkLoop:
             if turn.speculation is not None:
                 retrieved = turn.speculation.result()
                 turn.record.speculative = True
+                turn.stamp("retrieved", turn.speculation.retrieved_at or self.clock())
             else:
                 retrieved = self._retrieve(turn.segment)
+                turn.stamp("retrieved", self.clock())
             prepared = self.answerer.prepare(question, retrieved=retrieved)
             self._show_sources(turn, prepared)
             if turn.cancel.is_set():
