@@ -71,8 +71,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     bench, runtime, base = spoken_turns.open_bench(args)
-    if args.temperature is not None:  # before the model's config is made from the settings
-        runtime.settings = runtime.settings.replace(llm_temperature=args.temperature)
     pool = [q for q in bench.queries if q.kind in args.kinds]
     queries = random.Random(args.seed).sample(pool, min(args.queries, len(pool)))
     print(f"model: {runtime.llm.description}", file=sys.stderr)
@@ -251,9 +249,6 @@ def main() -> None:
                         help="comma-separated sources per prompt to compare (default 3)")
     parser.add_argument("--context-tokens", type=lambda s: [int(k) for k in s.split(",")],
                         default=[1500], help="comma-separated source budgets (default 1500)")
-    parser.add_argument("--temperature", type=float,
-                        help="the model's sampling temperature (default: s2r's, 0.2); 0 makes "
-                             "two runs comparable answer by answer")
     parser.add_argument("--judge", action="store_true",
                         help="also ask the model, after each timed answer, whether its sources "
                              "state the answer: an abstention signal (judge_yes)")

@@ -29,6 +29,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the question sample")
     p.add_argument("--llm", default="", help="local model: qwen, smollm2 or a GGUF path "
                    "(default: the best installed)")
+    p.add_argument("--temperature", type=float,
+                   help="the model's sampling temperature (default: s2r's, 0.2); 0 makes two "
+                        "runs comparable answer by answer")
     p.add_argument("--out", help="write the results as JSON")
     return p
 
@@ -39,6 +42,8 @@ def open_bench(args: argparse.Namespace) -> tuple[Benchmark, Runtime, Runtime]:
     bench = load_benchmark(Path(args.bench))
     base = Runtime(Settings.load(llm_gguf=args.llm, llm_url=""))
     runtime, _ = open_index(bench, base, progress=sys.stderr.isatty())
+    if args.temperature is not None:  # before the model's config is made from the settings
+        runtime.settings = runtime.settings.replace(llm_temperature=args.temperature)
     return bench, runtime, base
 
 

@@ -29,7 +29,7 @@ from assistant.interfaces.talk.screen import RichScreen
 from assistant.speech.answer_voice import VirtualPlayer, open_speech_engine
 from assistant.speech.audio import SAMPLE_RATE, decode_audio, write_wav
 
-STAGES = ("endpoint", "sources", "first_token", "first_audio")
+STAGES = ("retrieved", "endpoint", "sources", "first_token", "first_audio")
 
 
 def conversation(clips: list[np.ndarray], pause_s: float) -> tuple[np.ndarray, list[float]]:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
             "speculate": settings.tuning.talk_speculate, "read_ahead": not args.no_read_ahead,
             "speculative": sum(r["speculative"] for r in rows),
-            "model": model,
+            "model": model, "temperature": settings.tuning.llm_temperature,
             **spoken_turns.provenance(),
             "question_starts_s": [round(s, 2) for s in starts], "stages_ms": stages,
             "turns_log": rows}
@@ -91,7 +91,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"the endpoint (`Tuning.talk_speculate={str(result['speculate']).lower()}`); "
              f"{result['machine']}", "",
              "| ms from end of speech | p50 | p95 | turns |", "|---|---|---|---|"]
-    names = {"endpoint": "endpoint decision", "sources": "sources shown",
+    names = {"retrieved": "sources retrieved (early when speculative)",
+             "endpoint": "endpoint decision", "sources": "sources shown",
              "first_token": "first answer token", "first_audio": "first audio out",
              "sources_after_endpoint": "sources shown − endpoint (goal ≤ 300)"}
     for key, name in names.items():
