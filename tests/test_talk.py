@@ -234,13 +234,21 @@ def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
     assert spoken[-1] == "And more"
     cited: list[str] = []
     buffer = _SentenceBuffer(cited.append)
-    for delta in ["Smallpox", " [", "1", "]."]:  # a cited stop ends it: no abbreviation does
+    for delta in ["Smallpox", " ["]:  # the answer's first words go at their citation
         buffer.add(delta)
-    assert cited == ["Smallpox [1]."]
-    buffer.add(" It was eradicated in 1980 [1")
-    assert cited == ["Smallpox [1]."]
+    assert cited == ["Smallpox"]
+    for delta in ["1", "]."]:  # a cited stop ends a sentence: no abbreviation does
+        buffer.add(delta)
+    assert cited == ["Smallpox", "[1]."] and speakable("[1].") == ""
+    buffer.add(" It was eradicated in 1980 [1")  # only the first words go early
+    assert cited == ["Smallpox", "[1]."]
     buffer.flush()
     assert cited[-1] == "It was eradicated in 1980 [1"
+    cited.clear()
+    buffer = _SentenceBuffer(cited.append)
+    for delta in ["Punk rock", " [", "1", "] began", " in 1974 [", "2", "]."]:
+        buffer.add(delta)
+    assert [speakable(s) for s in cited] == ["Punk rock", "began in 1974."]
     assert speakable("Bees dance [1][2].") == "Bees dance."
     assert speakable("Bees dance. Source [1]") == "Bees dance."
 

@@ -38,8 +38,10 @@ class SpeechEngine(Protocol):
 
 
 def speakable(text: str) -> str:
-    """What is read aloud: citation marks like [1] are for the screen."""
-    return CITATION_MARK.sub("", text).strip()
+    """What is read aloud: citation marks like [1] are for the screen, and a stop left
+    alone by them ("[1].") is nothing to say."""
+    text = CITATION_MARK.sub("", text).strip()
+    return text if any(c.isalnum() for c in text) else ""
 
 
 class EspeakEngine:

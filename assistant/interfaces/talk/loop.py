@@ -64,6 +64,8 @@ DRAIN_TIMEOUT_S = 120.0
 MIN_PITCHED_MS = 90
 # A sentence that ends with a citation and a stop ("Smallpox [1]."), closing quotes allowed.
 CITED_END = re.compile(r"\[\d{1,2}\][.!?…][\"'”’)]*\s*$")
+# Words followed by the opening of a citation ("Smallpox ["): the words are a phrase.
+BEFORE_CITATION = re.compile(r"^(.*\w.*?)\s*\[\d{0,2}$", re.DOTALL)
 
 
 class Screen(Protocol):
@@ -473,12 +475,15 @@ class _SentenceBuffer:
     def __init__(self, on_sentence: Callable[[str], None]) -> None:
         self.on_sentence = on_sentence
         self.text = ""
+        self.handed = False  # something has gone to the voice
 
     def add(self, delta: str) -> None:
         """A sentence is complete once the next one has begun: its first letter tells "Dr."
         from an ending (``split_sentences``).  One that ends with a citation ("… [1].") is
         complete at its stop, as no abbreviation ends so: the model's next token (often the
-        end of the answer) is not waited for."""
+        end of the answer) is not waited for.  The answer's first words go at the opening of
+        their citation ("Smallpox ["), as the mark itself is not spoken: only the first,
+        since later ones wait for the voice anyway."""
         self.text += delta
         *done, rest = split_sentences(self.text) or [""]
         if done:
@@ -487,7 +492,11 @@ class _SentenceBuffer:
         if CITED_END.search(rest):
             done.append(rest)
             self.text = ""
+        elif not self.handed and not done and (phrase := BEFORE_CITATION.match(rest)):
+            done.append(phrase.group(1))
+            self.text = rest[len(phrase.group(1)):]
         for sentence in done:
+            self.handed = True
             self.on_sentence(sentence)
 
     def flush(self) -> None:
