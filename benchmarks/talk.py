@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     options=TalkOptions(barge_in_ms=settings.tuning.barge_in_ms,
                                         max_turn_s=settings.tuning.talk_max_turn_s,
                                         speculate=settings.tuning.talk_speculate,
-                                        read_ahead=not args.no_read_ahead))
+                                        read_ahead=False if args.no_read_ahead else None,
+                                        read_early=not args.no_read_early))
     records = loop.run(FileInput(str(wav), clock).blocks())
     runtime.close()
     base.close()
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"benchmark": str(bench.root), "questions": len(queries), "turns": len(rows),
             "interrupted": sum(r["interrupted"] for r in rows), "pause_s": args.pause,
             "speculate": settings.tuning.talk_speculate, "read_ahead": not args.no_read_ahead,
+            "read_early": not args.no_read_early,
             "speculative": sum(r["speculative"] for r in rows),
             "model": model, "temperature": settings.tuning.llm_temperature,
             **spoken_turns.provenance(),
@@ -108,6 +110,9 @@ def main() -> None:
     parser.add_argument("--work", default="bench-data/talk", help="where the wav is written")
     parser.add_argument("--no-read-ahead", action="store_true",
                         help="the model does not read the conversation before the next turn")
+    parser.add_argument("--no-read-early", action="store_true",
+                        help="the model does not read a turn's prompt during its endpoint's "
+                             "silence")
     args = parser.parse_args()
     spoken_turns.report(run(args), markdown, args.out)
 

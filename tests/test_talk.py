@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.interfaces.talk.loop import SessionClock, TalkLoop, TalkOptions, _SentenceBuffer
+from assistant.interfaces.talk.loop import SentenceBuffer, SessionClock, TalkLoop, TalkOptions
 from assistant.speech.answer_voice import VirtualPlayer, speakable
 from assistant.speech.audio import SAMPLE_RATE, write_wav
 from tests.conftest import ROOT, cough, sharing_store, silence
@@ -226,14 +226,14 @@ def test_echo_gate_ignores_speech_no_louder_than_the_playback(answer_runtime):
 
 def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
     spoken = []
-    buffer = _SentenceBuffer(spoken.append)
+    buffer = SentenceBuffer(spoken.append)
     for delta in ["Bees ", "dance [1]. They", " share food [2]! And", " more"]:
         buffer.add(delta)
     assert spoken == ["Bees dance [1].", "They share food [2]!"]
     buffer.flush()
     assert spoken[-1] == "And more"
     cited: list[str] = []
-    buffer = _SentenceBuffer(cited.append)
+    buffer = SentenceBuffer(cited.append)
     for delta in ["Smallpox", " ["]:  # the answer's first words go at their citation
         buffer.add(delta)
     assert cited == ["Smallpox"]
@@ -245,7 +245,7 @@ def test_answers_are_spoken_sentence_by_sentence_without_citation_marks():
     buffer.flush()
     assert cited[-1] == "It was eradicated in 1980 [1"
     cited.clear()
-    buffer = _SentenceBuffer(cited.append)
+    buffer = SentenceBuffer(cited.append)
     for delta in ["Punk rock", " [", "1", "] began", " in 1974 [", "2", "]."]:
         buffer.add(delta)
     assert [speakable(s) for s in cited] == ["Punk rock", "began in 1974."]
@@ -365,3 +365,49 @@ def test_a_barge_in_stops_a_model_still_reading_the_prompt(answer_runtime, speak
     assert "first_token" not in interrupted.timings
     assert answered.answer == "They perform the waggle dance [1]."
     assert answered.sources[0]["source"].endswith("honeybees.md")
+
+
+def _trimmed(audio: np.ndarray) -> np.ndarray:
+    """A clip without espeak-ng's leading and trailing silence, so pauses are exact."""
+    loud = np.flatnonzero(np.abs(audio) > 1e-3)
+    return audio[loud[0]:loud[-1] + 1]
+
+
+@pytest.mark.slow
+def test_speech_after_a_pause_drops_the_prompt_read_early(answer_runtime, speak, fake, tmp_path):
+    """The model starts reading a turn's prompt during the endpoint's silence; when the user
+    goes on after a pause that is not an endpoint, that request is closed, the whole
+    question's prompt is read early instead, and the turn sends the very same messages."""
+    from rich.console import Console
+
+    from assistant.answer.answering import Answerer
+    from assistant.interfaces.talk.screen import RichScreen
+
+    first = _trimmed(speak("Who built the first working transistor"))
+    rest = _trimmed(speak("and what did it replace?"))
+    pause = 0.45  # beyond the 300 ms that settle the first part, short of the 600 ms endpoint
+    audio = np.concatenate([silence(0.5), first, silence(pause), rest, silence(1.5)])
+    path = write_wav(tmp_path / "paused.wav", audio)
+    resumes = 0.5 + len(first) / SAMPLE_RATE + pause
+    ends = resumes + len(rest) / SAMPLE_RATE
+    never = threading.Event()  # the first part's early read is held until its client leaves
+    answer = "Bardeen and Brattain built it; it replaced vacuum tubes [1]."
+    fake.script.extend([Step(until=never), Step(text="-"), Step(text=answer)])
+    clock = InputClock()
+    loop = TalkLoop(Answerer(sharing_store(answer_runtime, llm_url=fake.url)),
+                    RecordingPlayer(clock), clock, RichScreen(Console(file=io.StringIO())),
+                    options=TalkOptions(read_ahead=True))  # an endpoint: only when asked to
+    (turn,) = loop.run(delivered(path, clock, [
+        (resumes, fake.holding.is_set, "the model reading the first part's prompt"),
+        (ends + 0.45, lambda: len(fake.requests) >= 2, "the whole question's prompt read early")]))
+
+    assert fake.left.wait(GUARD_S), "the first part's early read went on after speech resumed"
+    # (a fourth request is the read-ahead of the conversation after the answer)
+    early_part, early_whole, answered = (r["body"] for r in fake.requests[:3])
+    asked = [body["messages"][-1]["content"] for body in (early_part, early_whole)]
+    assert "transistor" in asked[0] and "replace" not in asked[0], asked[0]
+    assert "replace" in asked[1]
+    assert early_part["max_tokens"] == early_whole["max_tokens"] == 1
+    assert answered["max_tokens"] > 1
+    assert answered["messages"] == early_whole["messages"]  # what was read is what is asked
+    assert turn.speculative and turn.error is None and turn.answer == answer

@@ -1,6 +1,6 @@
 """The one word normaliser and sentence splitter, as each user of them needs them."""
 
-from assistant.interfaces.talk.loop import _SentenceBuffer
+from assistant.interfaces.talk.loop import SentenceBuffer
 from assistant.text import normalize_words, terms
 
 
@@ -17,7 +17,7 @@ def test_index_terms_also_split_at_apostrophes_and_underscores():
 
 def test_streamed_answer_is_spoken_by_whole_sentences():
     spoken: list[str] = []
-    buffer = _SentenceBuffer(spoken.append)
+    buffer = SentenceBuffer(spoken.append)
     for delta in ["Dr. Smi", "th lives in St. Ives. ", "He is", "  a doctor.\n\n", "Then ",
                   "more!"]:
         buffer.add(delta)

@@ -199,6 +199,13 @@ class Answerer:
         answer are read while the user listens and speaks, not after the question ends."""
         chat.complete(read_ahead_messages(self.conversation.messages()), max_tokens=1)
 
+    def read_prompt(self, chat: AbortableChatClient, prepared: Prepared) -> None:
+        """Have the model read a turn's whole prompt before the turn is certain (the voice
+        loop, during the endpoint's silence): the answer's request, with the same messages,
+        then finds it in llama.cpp's cache."""
+        for _ in chat.stream(prepared.messages, max_tokens=1):
+            pass
+
     def chat(self) -> ChatClient | None:
         if self._chat is None and self.runtime.llm.config is not None:
             self._chat = ChatClient(self.runtime.llm.config)

@@ -14,6 +14,10 @@ Turn-taking:
   (``Speculation``; ``talk_speculate``).  If the user goes on, that result is dropped.  The
   prompt is built when the turn starts, with the conversation as it is then, and retrievals
   run one at a time;
+- the local model starts early too: once that retrieval is done, and no answer is being
+  written (so the conversation is the one the turn will have), the model reads the prompt
+  the turn will send, and the turn's request finds it in llama.cpp's cache.  If the user goes
+  on speaking, that request is closed (``read_early``);
 - a turn ends after ``vad_end_silence_ms`` of silence (or at ``talk_max_turn_s``); bursts with
   less than ``vad_min_speech_ms`` of voiced audio, or with no pitch (coughs, knocks, clicks:
   WebRTC VAD calls some of them speech), never become turns;
@@ -115,31 +119,60 @@ class TurnRecord:
 
 class Speculation:
     """A retrieval started on a settled segment (``SpeechSegmenter.settled``) during the
-    endpoint's trailing silence; the turn that closes with the same audio takes its result."""
+    endpoint's trailing silence; the turn that closes with the same audio takes its result.
+    ``then``, when given, runs next on the same thread with the result (the early prompt
+    reading); a reader it ``attach``es is closed by ``drop``."""
 
     def __init__(self, segment: SpeechSegment,
                  retrieve: Callable[[SpeechSegment], SearchResult], one_at_a_time: threading.Lock,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 then: Callable[[Speculation, SearchResult], None] | None = None) -> None:
         self.segment = segment
         self.retrieved_at: float | None = None  # on ``clock``: the head start it gave
         self.dropped = threading.Event()  # the user spoke again: not needed any more
         self._retrieve = retrieve
         self._lock = one_at_a_time
         self._clock = clock
+        self._then = then
         self._retrieved: SearchResult | None = None
         self._error: Exception | None = None
+        self._done = threading.Event()  # the retrieval is over, or was skipped
+        self._reader: AbortableChatClient | None = None
+        self._reader_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True, name="s2r-speculate")
         self.thread.start()
 
     def _run(self) -> None:
-        with self._lock:
-            if self.dropped.is_set():  # dropped while an earlier retrieval ran
-                return
-            try:
-                self._retrieved = self._retrieve(self.segment)
-                self.retrieved_at = self._clock()
-            except Exception as exc:  # raised again in the turn that takes the result
-                self._error = exc
+        try:
+            with self._lock:
+                if self.dropped.is_set():  # dropped while an earlier retrieval ran
+                    return
+                try:
+                    self._retrieved = self._retrieve(self.segment)
+                    self.retrieved_at = self._clock()
+                except Exception as exc:  # raised again in the turn that takes the result
+                    self._error = exc
+        finally:
+            self._done.set()
+        if self._then is not None and self._retrieved is not None and not self.dropped.is_set():
+            self._then(self, self._retrieved)
+
+    def attach(self, reader: AbortableChatClient) -> bool:
+        """Let ``drop`` close ``reader``; False (and ``reader`` closed) if already dropped."""
+        with self._reader_lock:
+            if self.dropped.is_set():
+                reader.close()
+                return False
+            self._reader = reader
+            return True
+
+    def drop(self) -> None:
+        """Not needed any more: a retrieval not yet started is skipped, one under way
+        finishes unused, and a prompt the model is reading early is abandoned."""
+        with self._reader_lock:
+            self.dropped.set()
+            if self._reader is not None:
+                self._reader.close()
 
     def fits(self, segment: SpeechSegment) -> bool:
         """Whether ``segment`` is the audio this retrieval heard (no speech came since)."""
@@ -147,7 +180,7 @@ class Speculation:
             self.segment.start, self.segment.speech_end, len(self.segment.audio))
 
     def result(self) -> SearchResult:
-        self.thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         assert self._retrieved is not None
@@ -182,7 +215,10 @@ class TalkOptions:
     half_duplex: bool = False  # ignore the microphone entirely while the assistant speaks
     max_turn_s: float = 30.0
     speculate: bool = True  # retrieve once the audio is settled, before the endpoint
-    read_ahead: bool = True  # the local model reads the conversation before the next turn
+    # the model reads the conversation before the next turn: None for the local model only,
+    # where it costs CPU time alone; True for an endpoint too, where each is a billed request
+    read_ahead: bool | None = None
+    read_early: bool = True  # and, where it reads ahead, the turn's prompt before its endpoint
 
     @classmethod
     def from_settings(cls, settings: Settings, **changes: Any) -> TalkOptions:
@@ -277,11 +313,11 @@ class TalkLoop:
                 current.segment.start, current.segment.speech_end)):
             return
         if current is not None:
-            current.dropped.set()
+            current.drop()
         segment = self.segmenter.settled()
+        then = self._read_early if self.options.read_early and self._reads_ahead() else None
         self._speculation = Speculation(segment, self._retrieve_now, self._retrieval,
-                                        self.clock) \
-            if segment else None
+                                        self.clock, then) if segment else None
 
     def _retrieve(self, segment: SpeechSegment) -> SearchResult:
         with self._retrieval:
@@ -313,6 +349,8 @@ class TalkLoop:
         stopped = self.clock()
         if turn.chat is not None:
             turn.chat.close()  # aborts a request still waiting for its first token
+        if turn.speculation is not None:
+            turn.speculation.drop()  # and the prompt it may still be reading early
         turn.record.interrupted = True
         turn.record.interrupted_at = round(onset, 3)
         turn.record.timings["barge_in_stop"] = round((stopped - onset) * 1e3, 1)
@@ -328,7 +366,7 @@ class TalkLoop:
         if speculation is not None and speculation.fits(segment):
             turn.speculation = speculation
         elif speculation is not None:
-            speculation.dropped.set()
+            speculation.drop()
         turn.worker = threading.Thread(target=self._answer, args=(turn,), daemon=True,
                                        name="s2r-turn")
         self._turns.append(turn)
@@ -364,8 +402,10 @@ class TalkLoop:
         for turn in self._turns:
             if turn.worker is not None:
                 turn.worker.join(10)
-        if self._speculation is not None:
-            self._speculation.thread.join(10)
+        speculations = [t.speculation for t in self._turns] + [self._speculation]
+        for speculation in filter(None, speculations):
+            speculation.drop()
+            speculation.thread.join(10)
         if self._reader is not None:
             self._reader.join(10)
 
@@ -389,7 +429,7 @@ class TalkLoop:
             # a barge-in closes it from the caller's thread: abortable even while the model
             # is still reading the prompt, so it stops then, not at its first token
             turn.chat = AbortableChatClient(config) if config is not None else None
-            sentences = _SentenceBuffer(lambda s: self._speak(turn, s))
+            sentences = SentenceBuffer(lambda s: self._speak(turn, s))
             answer = self.answerer.respond(
                 prepared, started, turn.chat,
                 on_delta=lambda d: self._on_delta(turn, sentences, d),
@@ -414,15 +454,20 @@ class TalkLoop:
             if turn.chat is not None:
                 turn.chat.close()
 
+    def _reads_ahead(self) -> bool:
+        llm = self.answerer.runtime.llm
+        if llm.config is None or self.options.read_ahead is False:
+            return False
+        return llm.server is not None or self.options.read_ahead is True
+
     def _start_read_ahead(self) -> None:
         """Once an answer is complete, the local model reads the conversation so far on a
         thread of its own (not the turn's, which would count as still answering), while the
         answer plays and the user speaks: the next turn then reads only its own sources and
-        question.  Not for remote endpoints, where it would be a billed request."""
-        llm = self.answerer.runtime.llm
-        if not self.options.read_ahead or llm.server is None:
+        question."""
+        if not self._reads_ahead():
             return
-        reader = ChatClient(llm.config)
+        reader = ChatClient(self.answerer.runtime.llm.config)
 
         def read() -> None:
             try:
@@ -435,6 +480,30 @@ class TalkLoop:
         self._reader = threading.Thread(target=read, daemon=True, name="s2r-read-ahead")
         self._reader.start()
 
+    def _read_early(self, speculation: Speculation, retrieved: SearchResult) -> None:
+        """On the speculation's thread, once its retrieval is done: the model reads the
+        prompt the turn will send, built the same way from the same conversation, so the
+        turn's request (queued behind this one in the server's one slot) finds all of it in
+        the cache.  Not while an answer is being written: its exchange will join the
+        conversation, and the turn's prompt with it."""
+        last = self._last
+        if last is not None and last.answering:
+            return
+        prepared = self.answerer.prepare(Question(audio=speculation.segment.audio),
+                                         retrieved=retrieved)
+        if prepared.abstain:
+            return
+        reader = AbortableChatClient(self.answerer.runtime.llm.config)
+        if not speculation.attach(reader):
+            return
+        try:
+            self.answerer.read_prompt(reader, prepared)
+        except LLMError as exc:  # closed by drop(), or failed: the turn reads it itself
+            if not speculation.dropped.is_set():
+                log.info("reading the prompt early failed: %s", exc)
+        finally:
+            reader.close()
+
     def _show_sources(self, turn: Turn, prepared: Prepared) -> None:
         turn.stamp("sources", self.clock())
         turn.sources = prepared.sources
@@ -444,7 +513,7 @@ class TalkLoop:
         self.screen.heard(prepared.question)
         self.screen.sources(prepared.sources)
 
-    def _on_delta(self, turn: Turn, sentences: _SentenceBuffer, delta: str) -> None:
+    def _on_delta(self, turn: Turn, sentences: SentenceBuffer, delta: str) -> None:
         if turn.cancel.is_set():
             return
         turn.stamp("first_token", self.clock())
@@ -468,7 +537,7 @@ class TalkLoop:
             turn.stamp("first_audio", self.clock())
 
 
-class _SentenceBuffer:
+class SentenceBuffer:
     """Collects streamed text and hands over each complete sentence, so speech can start
     before the answer is finished."""
 
