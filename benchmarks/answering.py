@@ -9,7 +9,8 @@ questions come from eval-split articles of the dev corpus only, never from held-
 
 Per question, from the end of the audio (the decoded clip handed over, models warm):
 ``sources_ms`` (ranked sources exist), ``first_token_ms``, ``first_audio_ms`` (the first
-sentence is complete and synthesized by the speech-out engine, as ``s2r talk`` would speak it)
+piece ``s2r talk``'s sentence buffer would speak is complete and synthesized by the
+speech-out engine)
 and ``total_ms``.  Scores: correctness, citation of the relevant source, and, on the questions
 whose relevant passage was not retrieved, how often the model answered anyway (wrong) instead
 of saying it does not know.  The model always runs (``abstain_below`` 0); the abstention
@@ -34,6 +35,7 @@ import spoken_turns
 from assistant.answer.answering import Answerer, Question
 from assistant.answer.conversation import Conversation
 from assistant.eval.bench_format import Query
+from assistant.interfaces.talk.loop import SentenceBuffer
 from assistant.speech.answer_voice import SpeechEngine, open_speech_engine, speakable
 from assistant.speech.audio import decode_audio
 from assistant.text import normalize_words
@@ -41,7 +43,6 @@ from assistant.text import normalize_words
 IDK = "don't know"
 JUDGE = "\n\nDo these sources state the answer to the question? Reply yes or no."
 THRESHOLDS = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
-SENTENCE_DONE = re.compile(r"[.!?](\s|$)")
 # words a title's key phrase does not need ("Battle of Hastings" -> battle, hastings)
 MINOR = {"a", "an", "the", "of", "and", "in", "on", "for", "to", "de", "la", "le", "von", "van"}
 
@@ -130,27 +131,26 @@ def ask(answerer: Answerer, speech: SpeechEngine, query: Query, clip: np.ndarray
         turn: int, judging: bool = False) -> dict[str, Any]:
     """One spoken turn, timed from the end of its audio; with ``judging``, the model's own
     judgement of its sources afterwards (``judge_yes``)."""
-    seen: dict[str, float] = {}
-    text: list[str] = []
+    first: list[tuple[float, str]] = []  # when the voice loop would speak, and what
 
-    def on_delta(delta: str) -> None:
-        text.append(delta)
-        if "sentence" not in seen and SENTENCE_DONE.search("".join(text)):
-            seen["sentence"] = time.perf_counter()
+    def on_piece(piece: str) -> None:
+        if not first:
+            first.append((time.perf_counter(), piece))
 
+    pieces = SentenceBuffer(on_piece)
     t0 = time.perf_counter()
     question = Question(audio=clip)
     retrieved = answerer.retrieve(question)
     prepared = answerer.prepare(question, retrieved=retrieved)
-    answer = answerer.respond(prepared, t0, answerer.chat(), on_delta)
-    done = time.perf_counter()
+    answer = answerer.respond(prepared, t0, answerer.chat(), pieces.add)
+    pieces.flush()
     judged = judge(answerer, prepared.messages) if judging else None
     scores = [h.score for h in retrieved.hits] + [0.0, 0.0]
-    first_sentence = SENTENCE_DONE.split(answer.text, maxsplit=1)[0]
+    spoken_at, spoken = first[0] if first else (time.perf_counter(), "")
     t_speak = time.perf_counter()
-    speech.synthesize(speakable(first_sentence) or "I don't know.")
+    speech.synthesize(speakable(spoken) or "I don't know.")
     synth_ms = (time.perf_counter() - t_speak) * 1e3
-    sentence_ms = (seen.get("sentence", done) - t0) * 1e3
+    sentence_ms = (spoken_at - t0) * 1e3
     sources = [h.payload.get("source") for h in answer.sources]
     cited = {sources[n - 1] for n in answer.cited}
     t = answer.timings_ms
