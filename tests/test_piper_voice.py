@@ -13,6 +13,7 @@ from assistant.speech import answer_voice as speech_out
 from assistant.speech.answer_voice import EspeakEngine, PiperEngine, open_speech_engine, rms
 from assistant.speech.audio import SAMPLE_RATE
 from assistant.speech.tts import TTSError, check_voice, synthesize
+from assistant.text import normalize_words
 
 SENTENCE = "Honey bees tell each other where food is with a waggle dance."
 
@@ -30,9 +31,12 @@ def test_joe_speaks_16khz_speech_that_whisper_understands(joe, models):
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert 2.5 < audio.size / SAMPLE_RATE < 7.0  # 12 words, as spoken at 100-290 wpm
     assert rms(audio) > 0.03
-    # At the wrong rate the voice would be pitched and paced wrongly, and misheard.
-    heard = models.transcriber.transcribe(audio).text.lower()
-    assert all(word in heard for word in ("bees", "food", "dance")), heard
+    # At the wrong rate the voice would be pitched and paced wrongly, and misheard.  Piper
+    # samples its voice afresh on each call, so a word may go ("honey beast" was seen in CI):
+    # most of the 12 must come through, joined words ("honeybees") counting.
+    heard = "".join(normalize_words(models.transcriber.transcribe(audio).text))
+    said = normalize_words(SENTENCE)
+    assert sum(word in heard for word in said) >= len(said) - 2, heard
 
 
 @pytest.mark.slow
